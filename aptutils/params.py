@@ -1,0 +1,231 @@
+"""Parameters of the book: the one source of truth for every knob and its defaults.
+
+Every chapter's `parameters` cell is generated from `KNOBS` (see `aptutils.notebooks`), every
+default lives in `PROFILES`, and `configure` validates a chapter's namespace before any work.
+Used by every chapter.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable
+
+PROFILE_NAMES = ("smoke", "cpu", "gpu", "paper")
+DEFAULT_PROFILE = "cpu"
+
+
+class ParameterError(ValueError):
+    """A bad parameter name or value. IPython shows it as its one-line message, no traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"ParameterError: {self}"]
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One parameter: its name, what it means, how to parse and check a value."""
+
+    name: str
+    doc: str
+    parse: Callable[[str, Any], Any]
+    groups: tuple[str, ...]
+
+
+def _integer(low: int | None = None, high: int | None = None, optional: bool = False):
+    def parse(name: str, value: Any) -> Any:
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParameterError(f"{name}={value!r}: must be an integer" + _range_text(low, high))
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ParameterError(f"{name}={value!r}: out of range, allowed" + _range_text(low, high))
+        return value
+
+    return parse
+
+
+def _real(low: float, high: float, low_open: bool = False):
+    def parse(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParameterError(f"{name}={value!r}: must be a number in [{low}, {high}]")
+        if value > high or value < low or (low_open and value == low):
+            bracket = "(" if low_open else "["
+            raise ParameterError(f"{name}={value!r}: out of range, allowed {bracket}{low}, {high}]")
+        return float(value)
+
+    return parse
+
+
+def _choice(*allowed: Any, free_text: str | None = None):
+    def parse(name: str, value: Any) -> Any:
+        if value in allowed:
+            return value
+        if free_text and isinstance(value, str) and value:
+            return value
+        listed = ", ".join(repr(a) for a in allowed) + (f" or {free_text}" if free_text else "")
+        raise ParameterError(f"{name}={value!r}: allowed values are {listed}")
+
+    return parse
+
+
+def _integer_list(low: int):
+    def parse(name: str, value: Any) -> tuple[int, ...]:
+        items = value.replace(",", " ").split() if isinstance(value, str) else value
+        try:
+            numbers = tuple(int(item) for item in items)
+            exact = all(float(item) == int(item) for item in items)
+        except (TypeError, ValueError):
+            numbers, exact = (), False
+        if not numbers or not exact or min(numbers) < low or list(numbers) != sorted(set(numbers)):
+            raise ParameterError(
+                f"{name}={value!r}: must be a non-empty, strictly increasing list of integers >= {low}, "
+                f"e.g. '2000,4000,8000'"
+            )
+        return numbers
+
+    return parse
+
+
+def _range_text(low: int | None, high: int | None) -> str:
+    if low is not None and high is not None:
+        return f" in [{low}, {high}]"
+    if low is not None:
+        return f" >= {low}"
+    return ""
+
+
+_PRETRAIN = ("pretrain",)
+KNOBS: tuple[Knob, ...] = (
+    Knob("profile", "named set of defaults: smoke (tests), cpu (the published book), gpu, paper",
+         _choice(*PROFILE_NAMES), ("all",)),
+    Knob("corpus", "auto (mirror if APTBOOK_DATA is set, else gensim on smoke, hub elsewhere), "
+         "mirror, hub or gensim", _choice("auto", "mirror", "hub", "gensim"), _PRETRAIN),
+    Knob("max_articles", "use only the first N articles of the corpus (None: all)",
+         _integer(1, optional=True), _PRETRAIN),
+    Knob("sample_mode", "first: one sample per article, its first seq_len tokens (the paper); "
+         "chunks: consecutive seq_len-token chunks", _choice("first", "chunks"), _PRETRAIN),
+    Knob("seq_len", "tokens per sample, [CLS] and [SEP] included", _integer(8, 512), _PRETRAIN),
+    Knob("ws_list", "pre-training set sizes W_S in samples, increasing; one model each",
+         _integer_list(1), _PRETRAIN),
+    Knob("test_samples", "size of the held-out set W_test in samples", _integer(1), _PRETRAIN),
+    Knob("tokenizer", "wordpiece (trained on the corpus) or a hub id / local folder, "
+         "e.g. bert-base-uncased", _choice("wordpiece", free_text="a hub id or folder"), _PRETRAIN),
+    Knob("vocab_size", "WordPiece vocabulary size when tokenizer=wordpiece", _integer(128, 250_000),
+         _PRETRAIN),
+    Knob("hidden_size", "transformer width", _integer(8, 8192), _PRETRAIN),
+    Knob("num_layers", "transformer blocks", _integer(1, 48), _PRETRAIN),
+    Knob("num_heads", "attention heads per block (must divide hidden_size)", _integer(1, 128),
+         _PRETRAIN),
+    Knob("ffn_size", "feed-forward width (None: 4 x hidden_size)", _integer(8, optional=True),
+         _PRETRAIN),
+    Knob("dropout", "dropout probability in the transformer", _real(0.0, 0.9), _PRETRAIN),
+    Knob("mask_prob", "share of non-special tokens selected for the MLM loss", _real(0.0, 1.0, True),
+         _PRETRAIN),
+    Knob("batch_size", "training batch size per device in samples", _integer(1, 65_536), _PRETRAIN),
+    Knob("learning_rate", "AdamW peak learning rate", _real(0.0, 1.0, True), _PRETRAIN),
+    Knob("weight_decay", "AdamW weight decay", _real(0.0, 1.0), _PRETRAIN),
+    Knob("epochs", "passes over W_S per model", _real(0.0, 10_000.0, True), _PRETRAIN),
+    Knob("warmup_ratio", "share of the steps with linearly rising learning rate",
+         _real(0.0, 1.0), _PRETRAIN),
+    Knob("eval_every", "steps between held-out evaluations and checkpoints", _integer(1),
+         _PRETRAIN),
+    Knob("precision", "bf16 (autocast), fp16 (CUDA only) or fp32", _choice("bf16", "fp16", "fp32"),
+         _PRETRAIN),
+    Knob("device", "auto (CUDA if present), cpu or cuda", _choice("auto", "cpu", "cuda"), _PRETRAIN),
+    Knob("seed", "seed of shuffling, masking, initialisation and training", _integer(0), ("all",)),
+)
+KNOB_BY_NAME = {knob.name: knob for knob in KNOBS}
+
+_PAPER = dict(
+    corpus="auto", max_articles=None, sample_mode="first", seq_len=128,
+    ws_list=(20_000, 40_000, 90_000), test_samples=5_000, tokenizer="bert-base-uncased",
+    vocab_size=30_522, hidden_size=768, num_layers=6, num_heads=12, ffn_size=3072, dropout=0.1,
+    mask_prob=0.15, batch_size=32, learning_rate=5e-5, weight_decay=0.01, epochs=50.0,
+    warmup_ratio=0.02, eval_every=5_000, precision="bf16", device="auto", seed=42,
+)
+PROFILES: dict[str, dict[str, Any]] = {
+    "paper": _PAPER,
+    "gpu": {**_PAPER, "tokenizer": "wordpiece", "sample_mode": "chunks",
+            "ws_list": (4_000, 8_000, 16_000), "test_samples": 1_000, "batch_size": 64,
+            "learning_rate": 5e-4, "epochs": 40.0, "warmup_ratio": 0.05, "eval_every": 1_000},
+    "cpu": {**_PAPER, "tokenizer": "wordpiece", "vocab_size": 8_192, "sample_mode": "chunks",
+            "ws_list": (2_000, 5_000, 15_000), "test_samples": 1_000, "hidden_size": 128,
+            "num_heads": 2, "ffn_size": None, "batch_size": 64, "learning_rate": 1e-3,
+            "epochs": 4.0, "warmup_ratio": 0.05, "eval_every": 250},
+    "smoke": {**_PAPER, "corpus": "auto", "max_articles": 200, "tokenizer": "wordpiece",
+              "vocab_size": 600, "sample_mode": "chunks", "seq_len": 32, "ws_list": (64, 128),
+              "test_samples": 32, "hidden_size": 16, "num_layers": 2, "num_heads": 2,
+              "ffn_size": None, "batch_size": 16, "learning_rate": 1e-3, "epochs": 2.0,
+              "warmup_ratio": 0.0, "eval_every": 4, "precision": "fp32", "device": "cpu"},
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated values of every knob, for one run of one chapter."""
+
+    values: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def subset(self, names: tuple[str, ...] | list[str]) -> dict[str, Any]:
+        """The values of `names`, e.g. to key an artifact by exactly what determines it."""
+        return {name: self.values[name] for name in names}
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some knobs changed (validated like the rest)."""
+        return resolve({**self.values, **changes})
+
+
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+def configure(namespace: dict[str, Any]) -> Settings:
+    """Validate a chapter's globals (parameters cell + papermill's injected cell) into Settings.
+
+    Unknown names (a misspelt `-p`) stop here with the closest known name.
+    """
+    chosen = {
+        name: value for name, value in namespace.items()
+        if not name.startswith("_") and name not in _IPYTHON_NAMES
+        and not isinstance(value, ModuleType) and not callable(value)
+    }
+    return resolve(chosen)
+
+
+def resolve(chosen: dict[str, Any]) -> Settings:
+    """Profile defaults overlaid by the non-None values in `chosen`, every value checked."""
+    unknown = sorted(set(chosen) - set(KNOB_BY_NAME))
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, KNOB_BY_NAME, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ParameterError(f"unknown parameter {name!r}: {hint}known: {', '.join(KNOB_BY_NAME)}")
+    profile = KNOB_BY_NAME["profile"].parse("profile", chosen.get("profile") or DEFAULT_PROFILE)
+    values: dict[str, Any] = {"profile": profile, **PROFILES[profile]}
+    for name, value in chosen.items():
+        if value is not None and name != "profile":
+            values[name] = value
+    for knob in KNOBS:
+        if knob.name != "profile" and values[knob.name] is not None:
+            values[knob.name] = knob.parse(knob.name, values[knob.name])
+    _check_together(values)
+    return Settings(values)
+
+
+def _check_together(values: dict[str, Any]) -> None:
+    if values["hidden_size"] % values["num_heads"]:
+        raise ParameterError(
+            f"num_heads={values['num_heads']!r}: must divide hidden_size={values['hidden_size']}"
+        )
+    if values["corpus"] == "mirror" and not os.environ.get("APTBOOK_DATA"):
+        raise ParameterError(
+            "corpus='mirror': set APTBOOK_DATA to the mirror root (e.g. ../shared/data) "
+            "or choose corpus='hub' or 'gensim'"
+        )
