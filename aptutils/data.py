@@ -58,7 +58,8 @@ def load_mirror_split(name: str, split: str, columns: tuple[str, ...]):
     dataset = load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
     missing = [c for c in columns if c not in dataset.column_names]
     if missing:
-        raise DataError(f"{name}/{split} in {root} lacks columns {missing}; it has {dataset.column_names}")
+        raise DataError(f"{name}/{split} in {root} lacks columns {missing}; it has {dataset.column_names}: "
+                        f"re-export it in the hub's schema (see the mirror README)")
     return dataset
 
 
@@ -215,7 +216,7 @@ class Samples:
         if ws > len(pool):
             raise DataError(f"ws_list: W_S={ws} exceeds the {len(pool)} training samples this corpus "
                             f"yields; lower ws_list, use sample_mode='chunks' or a larger corpus")
-        return np.asarray(pool[:ws])
+        return np.array(pool[:ws])
 
 
 def pretraining_samples(settings: Settings, corpus: Corpus, tokenizer, tokenizer_key: str,

@@ -66,9 +66,9 @@ def heldout_counts(model, inputs: np.ndarray, labels: np.ndarray, kinds: np.ndar
                               enabled=precision == "bf16")
     pad_id = model.config.pad_token_id
     for start in range(0, len(inputs), batch_size):
-        batch = torch.as_tensor(np.asarray(inputs[start:start + batch_size])).long().to(device)
-        target = torch.as_tensor(np.asarray(labels[start:start + batch_size])).long().to(device)
-        kind = torch.as_tensor(np.asarray(kinds[start:start + batch_size])).long().to(device)
+        batch = torch.as_tensor(np.array(inputs[start:start + batch_size])).long().to(device)
+        target = torch.as_tensor(np.array(labels[start:start + batch_size])).long().to(device)
+        kind = torch.as_tensor(np.array(kinds[start:start + batch_size])).long().to(device)
         with autocast:
             out = model(input_ids=batch, attention_mask=(batch != pad_id).long(), labels=target)
         picked = target != -100

@@ -178,6 +178,14 @@ class Settings:
         """The values of `names`, e.g. to key an artifact by exactly what determines it."""
         return {name: self.values[name] for name in names}
 
+    def table(self):
+        """The values as a one-column DataFrame, for display."""
+        import pandas as pd
+
+        shown = {name: ", ".join(map(str, v)) if isinstance(v, tuple) else v
+                 for name, v in self.values.items()}
+        return pd.DataFrame({"value": pd.Series(shown, dtype=object)})
+
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some knobs changed (validated like the rest)."""
         return resolve({**self.values, **changes})

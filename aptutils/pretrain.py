@@ -155,7 +155,7 @@ def train_mlm(folder: Path | None, settings: Settings, data: PretrainingData, ws
     if not sys.stderr.isatty():
         hf_logging.disable_progress_bar()
     tokenizer, samples = data.tokenizer, data.samples
-    model = new_model(settings, len(tokenizer), tokenizer.pad_token_id)
+    model = new_model(settings, len(tokenizer), tokenizer.pad_token_id, resolved_device(settings))
     heldout = (samples.array("test_inputs"), samples.array("test_labels"), samples.array("test_kinds"))
     rows = samples.train_slice(ws)
     trainer = MLMTrainer(

@@ -1,0 +1,62 @@
+"""Chapter notebooks: their `parameters` cells (generated from `params.KNOBS`) and their execution.
+
+`python -m aptutils sync-parameters` rewrites every chapter's parameters cell from the knobs, so
+the notebooks never repeat a default; tests check that the cells are in sync.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from .params import DEFAULT_PROFILE, KNOBS
+from .store import REPO_ROOT
+
+CHAPTER_DIR = REPO_ROOT / "chapters"
+BOOK_DIR = REPO_ROOT / "book"
+CHAPTER_GROUPS = {"01_pretraining": ("all", "pretrain")}
+
+
+def chapter_sources() -> list[Path]:
+    """The chapter notebooks, in book order (chapters/NN_name.ipynb)."""
+    return sorted(CHAPTER_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def parameters_source(groups: tuple[str, ...]) -> str:
+    """The text of a parameters cell: one line per knob in `groups`, with its meaning."""
+    lines = ["# Parameters (papermill -p NAME VALUE). None takes the profile's value;",
+             "# the profiles are in aptutils/params.py."]
+    for knob in KNOBS:
+        if set(knob.groups) & set(groups):
+            value = repr(DEFAULT_PROFILE) if knob.name == "profile" else "None"
+            lines.append(f"{knob.name} = {value}  # {knob.doc}")
+    return "\n".join(lines)
+
+
+def parameters_cell(notebook: Any) -> Any:
+    """The one cell tagged `parameters`."""
+    cells = [c for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"expected exactly one cell tagged 'parameters', found {len(cells)}")
+    return cells[0]
+
+
+def sync_parameters(path: Path) -> bool:
+    """Rewrite the chapter's parameters cell from the knobs; True if it changed."""
+    notebook = nbformat.read(path, as_version=4)
+    cell = parameters_cell(notebook)
+    wanted = parameters_source(CHAPTER_GROUPS[path.stem])
+    if cell.source == wanted:
+        return False
+    cell.source = wanted
+    nbformat.write(notebook, path)
+    return True
+
+
+def execute_chapter(source: Path, output: Path, parameters: dict[str, Any]) -> None:
+    """Run a chapter with papermill from the repository root, writing the executed copy."""
+    import papermill
+
+    papermill.execute_notebook(str(source), str(output), parameters=parameters,
+                               cwd=str(REPO_ROOT), progress_bar=True, kernel_name="python3")

@@ -1,0 +1,40 @@
+"""Every chapter runs through papermill on the smoke profile, from the repository root."""
+import nbformat
+import pytest
+
+from aptutils.notebooks import CHAPTER_GROUPS, chapter_sources, execute_chapter, parameters_cell, parameters_source
+
+
+def outputs_text(notebook) -> str:
+    texts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            texts.append(output.get("text", ""))
+            texts.extend(str(v) for v in output.get("data", {}).values())
+    return "\n".join(texts)
+
+
+def test_every_chapter_has_an_in_sync_parameters_cell():
+    assert [s.stem for s in chapter_sources()] == list(CHAPTER_GROUPS)
+    for source in chapter_sources():
+        notebook = nbformat.read(source, as_version=4)
+        assert parameters_cell(notebook).source == parameters_source(CHAPTER_GROUPS[source.stem])
+        assert not any(c.get("outputs") for c in notebook.cells if c.cell_type == "code")
+
+
+@pytest.mark.chapter
+def test_chapter_1_on_smoke(tmp_path):
+    output = tmp_path / "01.ipynb"
+    execute_chapter(chapter_sources()[0], output, {"profile": "smoke"})
+    text = outputs_text(nbformat.read(output, as_version=4))
+    assert "held-out accuracy" in text and "W_S (samples)" in text
+    assert "Pre-training W_S=64" in text
+
+
+@pytest.mark.chapter
+def test_bad_parameter_stops_the_chapter_with_one_line(tmp_path):
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError) as error:
+        execute_chapter(chapter_sources()[0], tmp_path / "bad.ipynb", {"profile": "smoke", "hidden_size": 3})
+    assert "hidden_size=3: out of range, allowed in [8, 8192]" in str(error.value)
