@@ -30,7 +30,7 @@ def parameters_source(groups: tuple[str, ...]) -> str:
     for knob in KNOBS:
         if set(knob.groups) & set(groups):
             value = repr(DEFAULT_PROFILE) if knob.name == "profile" else "None"
-            lines.append(f"{knob.name} = {value}  # {knob.doc}")
+            lines.append(f"{knob.name}: {knob.parse.type_hint} = {value}  # {knob.doc}")
     return "\n".join(lines)
 
 

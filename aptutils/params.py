@@ -43,6 +43,7 @@ def _integer(low: int | None = None, high: int | None = None, optional: bool = F
             raise ParameterError(f"{name}={value!r}: out of range, allowed" + _range_text(low, high))
         return value
 
+    parse.type_hint = "int"
     return parse
 
 
@@ -55,6 +56,7 @@ def _real(low: float, high: float, low_open: bool = False):
             raise ParameterError(f"{name}={value!r}: out of range, allowed {bracket}{low}, {high}]")
         return float(value)
 
+    parse.type_hint = "float"
     return parse
 
 
@@ -67,6 +69,7 @@ def _choice(*allowed: Any, free_text: str | None = None):
         listed = ", ".join(repr(a) for a in allowed) + (f" or {free_text}" if free_text else "")
         raise ParameterError(f"{name}={value!r}: allowed values are {listed}")
 
+    parse.type_hint = "str"
     return parse
 
 
@@ -85,6 +88,7 @@ def _integer_list(low: int):
             )
         return numbers
 
+    parse.type_hint = "str"
     return parse
 
 
@@ -97,6 +101,7 @@ def _range_text(low: int | None, high: int | None) -> str:
 
 
 _PRETRAIN = ("pretrain",)
+_BLOCKS = ("blocks",)
 KNOBS: tuple[Knob, ...] = (
     Knob("profile", "named set of defaults: smoke (tests), cpu (the published book), gpu, paper",
          _choice(*PROFILE_NAMES), ("all",)),
@@ -112,7 +117,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("test_samples", "size of the held-out set W_test in samples", _integer(1), _PRETRAIN),
     Knob("tokenizer", "wordpiece (trained on the corpus) or a hub id / local folder, "
          "e.g. bert-base-uncased", _choice("wordpiece", free_text="a hub id or folder"), _PRETRAIN),
-    Knob("vocab_size", "WordPiece vocabulary size when tokenizer=wordpiece", _integer(128, 250_000),
+    Knob("vocab_size", "vocabulary size of the wordpiece tokenizer", _integer(128, 250_000),
          _PRETRAIN),
     Knob("hidden_size", "transformer width", _integer(8, 8192), _PRETRAIN),
     Knob("num_layers", "transformer blocks", _integer(1, 48), _PRETRAIN),
@@ -135,6 +140,17 @@ KNOBS: tuple[Knob, ...] = (
          _PRETRAIN),
     Knob("device", "auto (CUDA if present), cpu or cuda", _choice("auto", "cpu", "cuda"), _PRETRAIN),
     Knob("seed", "seed of shuffling, masking, initialisation and training", _integer(0), ("all",)),
+    Knob("protocol", "how a block predicts tokens in figures and verdicts: probe (fresh head "
+         "trained on the frozen block) or lens (the trained MLM head)", _choice("probe", "lens"),
+         _BLOCKS),
+    Knob("analysis_ws", "W_S of the model read block by block (None: the largest in ws_list)",
+         _integer(1, optional=True), _BLOCKS),
+    Knob("probe_samples", "W_S samples whose modified positions train the probe heads",
+         _integer(1), _BLOCKS),
+    Knob("probe_epochs", "passes of each probe head over its cached features",
+         _real(0.0, 1_000.0, True), _BLOCKS),
+    Knob("probe_lr", "AdamW learning rate of the probe heads", _real(0.0, 1.0, True), _BLOCKS),
+    Knob("probe_batch", "positions per probe training step", _integer(1, 1_000_000), _BLOCKS),
 )
 KNOB_BY_NAME = {knob.name: knob for knob in KNOBS}
 
@@ -144,6 +160,8 @@ _PAPER = dict(
     vocab_size=30_522, hidden_size=768, num_layers=6, num_heads=12, ffn_size=3072, dropout=0.1,
     mask_prob=0.15, batch_size=32, learning_rate=5e-5, weight_decay=0.01, epochs=50.0,
     warmup_ratio=0.02, eval_every=5_000, precision="bf16", device="auto", seed=42,
+    protocol="probe", analysis_ws=None, probe_samples=20_000, probe_epochs=2.0, probe_lr=1e-3,
+    probe_batch=256,
 )
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": _PAPER,
@@ -153,12 +171,13 @@ PROFILES: dict[str, dict[str, Any]] = {
     "cpu": {**_PAPER, "tokenizer": "wordpiece", "vocab_size": 8_192, "sample_mode": "chunks",
             "ws_list": (2_000, 5_000, 15_000), "test_samples": 1_000, "hidden_size": 128,
             "num_heads": 2, "ffn_size": None, "batch_size": 64, "learning_rate": 1e-3,
-            "epochs": 4.0, "warmup_ratio": 0.05, "eval_every": 250},
+            "epochs": 4.0, "warmup_ratio": 0.05, "eval_every": 250, "probe_samples": 8_000},
     "smoke": {**_PAPER, "corpus": "auto", "max_articles": 200, "tokenizer": "wordpiece",
               "vocab_size": 600, "sample_mode": "chunks", "seq_len": 32, "ws_list": (64, 128),
               "test_samples": 32, "hidden_size": 16, "num_layers": 2, "num_heads": 2,
               "ffn_size": None, "batch_size": 16, "learning_rate": 1e-3, "epochs": 2.0,
-              "warmup_ratio": 0.0, "eval_every": 4, "precision": "fp32", "device": "cpu"},
+              "warmup_ratio": 0.0, "eval_every": 4, "precision": "fp32", "device": "cpu",
+              "probe_samples": 64, "probe_epochs": 1.0, "probe_batch": 64},
 }
 
 

@@ -38,3 +38,14 @@ def test_bad_parameter_stops_the_chapter_with_one_line(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError) as error:
         execute_chapter(chapter_sources()[0], tmp_path / "bad.ipynb", {"profile": "smoke", "hidden_size": 3})
     assert "hidden_size=3: out of range, allowed in [8, 8192]" in str(error.value)
+
+
+def test_papermill_lists_every_knob_with_its_meaning():
+    import papermill
+
+    from aptutils.params import KNOBS
+
+    for source in chapter_sources():
+        listed = papermill.inspect_notebook(str(source))
+        wanted = [k for k in KNOBS if set(k.groups) & set(CHAPTER_GROUPS[source.stem])]
+        assert {name: p["help"] for name, p in listed.items()} == {k.name: k.doc for k in wanted}

@@ -1,0 +1,104 @@
+"""Block-by-block readouts of a pre-trained (or untrained) model, as store artifacts.
+
+`block_counts` returns, for both protocols and every block, the counts per (kind, token) and the
+sparse confusion over W_test; the probe heads and the counts are artifacts keyed by the model
+and the probe knobs. Used by chapters 2, 3, 4 and 6.
+"""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from .blocks import (PROTOCOLS, BlockCounts, block_features, count_all_blocks, load_block_counts,
+                     masked_training_rows, new_probe_heads, save_block_counts, train_probe_heads)
+from .model import new_model
+from .params import ParameterError, Settings
+from .pretrain import PretrainingData, model_params, pretrained_model, pretraining_data, resolved_device
+from .store import Store
+
+PROBE_KNOBS = ("probe_samples", "probe_epochs", "probe_lr", "probe_batch")
+
+
+def analysis_ws(settings: Settings) -> int:
+    """The W_S of the model read block by block: `analysis_ws`, else the largest of `ws_list`."""
+    ws = settings.analysis_ws or max(settings.ws_list)
+    if ws not in settings.ws_list:
+        raise ParameterError(f"analysis_ws={ws}: must be one of ws_list {list(settings.ws_list)}")
+    return ws
+
+
+def check_block(block: int, blocks: int) -> int:
+    """A block index in 0..blocks-1 (0 is the embedding output), else a ParameterError."""
+    if not 0 <= block < blocks:
+        raise ParameterError(f"block={block}: out of range, allowed 0..{blocks - 1} "
+                             f"(0 = embeddings, {blocks - 1} = last transformer block)")
+    return block
+
+
+def readout_model(settings: Settings, ws: int, trained: bool, data: PretrainingData, store: Store):
+    """(model, key): the pre-trained model of W_S, or the same architecture untrained (seeded)."""
+    if trained:
+        return pretrained_model(settings, ws, data, store).load(), model_params(settings, data, ws)
+    tokenizer = data.tokenizer
+    model = new_model(settings, len(tokenizer), tokenizer.pad_token_id, resolved_device(settings))
+    return model, {**model_params(settings, data, ws), "untrained": True}
+
+
+def probe_heads(settings: Settings, model, model_key: dict, ws: int, data: PretrainingData,
+                store: Store) -> torch.nn.ModuleList:
+    """The probe heads of a model (one per block), trained on W_S features when missing."""
+    blocks = model.config.num_hidden_layers + 1
+    params = {"model": model_key, **settings.subset(PROBE_KNOBS)}
+    device = resolved_device(settings)
+
+    def build(folder):
+        rows = data.samples.train_slice(min(settings.probe_samples, ws))
+        inputs, labels, kinds = masked_training_rows(rows, data.tokenizer, settings.mask_prob,
+                                                     settings.seed + 2)
+        features = block_features(model, inputs, labels, kinds, device=device)
+        heads = new_probe_heads(model.config, blocks, settings.seed)
+        losses = train_probe_heads(heads, features, settings.probe_epochs, settings.probe_lr,
+                                   settings.probe_batch, settings.seed, device)
+        torch.save(heads.state_dict(), folder / "heads.pt")
+        (folder / "training.json").write_text(json.dumps(
+            {"positions": len(features.labels), "final_loss_by_block": losses}))
+
+    folder = store.get_or_build("probes", params, build)
+    heads = new_probe_heads(model.config, blocks, settings.seed)
+    heads.load_state_dict(torch.load(folder / "heads.pt"))
+    return heads.eval()
+
+
+def block_counts(settings: Settings, ws: int | None = None, trained: bool = True,
+                 store: Store | None = None,
+                 data: PretrainingData | None = None) -> dict[str, list[BlockCounts]]:
+    """Counts per block for both protocols over W_test: {"probe": [...], "lens": [...]}.
+
+    ws: the model's W_S (default: `analysis_ws`); trained=False reads the untrained model.
+    """
+    store = store or Store()
+    data = data or pretraining_data(settings, store)
+    ws = ws or analysis_ws(settings)
+    model, model_key = readout_model(settings, ws, trained, data, store)
+    params = {"model": model_key, **settings.subset(PROBE_KNOBS)}
+    folder = store.get("block-counts", params)
+    if folder is None:
+        device = resolved_device(settings)
+        model.to(device)
+        heads = {"probe": probe_heads(settings, model, model_key, ws, data, store),
+                 "lens": [model.cls] * (model.config.num_hidden_layers + 1)}
+        samples = data.samples
+        test = block_features(model, samples.array("test_inputs"), samples.array("test_labels"),
+                              samples.array("test_kinds"), device=device)
+        counts = count_all_blocks(heads, test, model.config.vocab_size, device)
+        folder = store.get_or_build("block-counts", params, lambda f: save_block_counts(f, counts))
+    return {protocol: load_block_counts(folder, protocol) for protocol in PROTOCOLS}
+
+
+def mean_apt_by_ws(settings: Settings, store: Store | None = None) -> dict[int, float]:
+    """<APT> of each model of the W_S series, read at its last block through its own MLM head."""
+    store = store or Store()
+    data = pretraining_data(settings, store)
+    return {ws: pretrained_model(settings, ws, data, store).card["heldout_mean_apt"]
+            for ws in settings.ws_list}

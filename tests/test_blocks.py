@@ -1,0 +1,107 @@
+"""The all-blocks counting engine against naive per-position loops on a tiny random model."""
+import numpy as np
+import pytest
+import torch
+
+from aptutils.blocks import (BlockFeatures, block_features, count_all_blocks, load_block_counts,
+                             new_probe_heads, save_block_counts, train_probe_heads)
+from aptutils.masking import mask_tokens
+from aptutils.model import new_model
+from aptutils.params import ParameterError, resolve
+from aptutils.readout import check_block
+
+VOCAB = 40
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    settings = resolve({"profile": "smoke", "hidden_size": 16, "num_layers": 2, "dropout": 0.0})
+    model = new_model(settings, VOCAB, 0).eval()
+    ids = np.random.default_rng(0).integers(5, VOCAB, (7, 10))
+    ids[:, 0], ids[:, -1] = 2, 3
+    return model, ids, *mask_tokens(ids, [0, 1, 2, 3, 4], 4, VOCAB, 0.3, seed=1)
+
+
+def test_features_are_the_hidden_states_at_modified_positions(tiny):
+    model, ids, inputs, labels, kinds = tiny
+    features = block_features(model, inputs, labels, kinds, batch_size=3)
+    with torch.no_grad():
+        hidden = model.bert(input_ids=torch.as_tensor(inputs).long(), output_hidden_states=True).hidden_states
+    picked = torch.as_tensor(labels >= 0)
+    assert features.features.shape == (3, int(picked.sum()), 16)
+    for block in range(3):
+        torch.testing.assert_close(features.features[block].float(), hidden[block][picked], atol=0.05, rtol=0.05)
+    assert (features.labels.numpy() == labels[labels >= 0]).all()
+    assert (features.kinds.numpy() == kinds[labels >= 0]).all()
+
+
+def test_counts_equal_a_per_position_loop(tiny):
+    model, ids, inputs, labels, kinds = tiny
+    features = block_features(model, inputs, labels, kinds)
+    heads = new_probe_heads(model.config, 3, seed=0)
+    counts = count_all_blocks({"probe": list(heads), "lens": [model.cls] * 3}, features, VOCAB)
+    for protocol, block_heads in (("probe", heads), ("lens", [model.cls] * 3)):
+        for block, head in enumerate(block_heads):
+            correct, total = np.zeros((3, VOCAB), int), np.zeros((3, VOCAB), int)
+            confusion = np.zeros((VOCAB, VOCAB), int)
+            for position in range(len(features.labels)):
+                with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                    guess = int(head(features.features[block, position:position + 1]).argmax())
+                truth, kind = int(features.labels[position]), int(features.kinds[position]) - 1
+                total[kind, truth] += 1
+                correct[kind, truth] += guess == truth
+                confusion[truth, guess] += 1
+            got = counts[protocol][block]
+            assert (got.counts.total == total).all() and (got.counts.correct == correct).all()
+            assert (got.confusion.toarray() == confusion).all()
+
+
+def test_lens_at_the_last_block_is_the_model_s_own_prediction(tiny):
+    model, ids, inputs, labels, kinds = tiny
+    features = block_features(model, inputs, labels, kinds)
+    lens = count_all_blocks({"lens": [model.cls] * 3}, features, VOCAB)["lens"][-1]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        own = model(input_ids=torch.as_tensor(inputs).long(), labels=torch.as_tensor(labels).long())
+    guesses = own.logits.argmax(-1).numpy()
+    truth = labels[labels >= 0]
+    assert lens.counts.correct.sum() == (guesses == truth).sum()
+    assert (lens.confusion.toarray()[truth, guesses] > 0).all()
+
+
+def readable_and_noise_blocks(positions: int, seed: int) -> BlockFeatures:
+    """Block 0 is noise, block 1 holds the label as a one-hot code: only block 1 is readable."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(5, VOCAB, (positions,), generator=generator)
+    readable = torch.nn.functional.one_hot(labels, 64).float() * 3
+    noise = torch.randn(positions, 64, generator=generator)
+    return BlockFeatures(torch.stack([noise, readable]).to(torch.bfloat16), labels,
+                         torch.ones(positions, dtype=torch.long))
+
+
+def test_probe_heads_learn_a_readable_block():
+    from aptutils.model import bert_config
+
+    settings = resolve({"profile": "smoke", "hidden_size": 64, "num_heads": 2})
+    heads = new_probe_heads(bert_config(settings, VOCAB, 0), 2, seed=0)
+    losses = train_probe_heads(heads, readable_and_noise_blocks(2000, seed=0), epochs=20,
+                               learning_rate=3e-3, batch_size=200, seed=0, progress=False)
+    held_out = count_all_blocks({"probe": list(heads)}, readable_and_noise_blocks(500, seed=1), VOCAB)
+    assert held_out["probe"][1].counts.accuracy > 0.95
+    assert held_out["probe"][0].counts.accuracy < 0.1  # chance is 1/35
+    assert losses[1] < 0.5 < losses[0]
+
+
+def test_counts_survive_the_store_round_trip(tiny, tmp_path):
+    model, ids, inputs, labels, kinds = tiny
+    counts = count_all_blocks({"lens": [model.cls] * 3}, block_features(model, inputs, labels, kinds), VOCAB)
+    save_block_counts(tmp_path, counts)
+    loaded = load_block_counts(tmp_path, "lens")
+    assert len(loaded) == 3
+    for saved, back in zip(counts["lens"], loaded):
+        assert (saved.confusion != back.confusion).nnz == 0
+        assert (saved.counts.correct == back.counts.correct).all()
+
+
+def test_block_index_out_of_range_names_the_allowed_blocks():
+    with pytest.raises(ParameterError, match=r"block=7: out of range, allowed 0..6"):
+        check_block(7, 7)

@@ -1,0 +1,23 @@
+"""The executed book renders with Jupyter Book, warnings as errors."""
+import subprocess
+import sys
+from pathlib import Path
+
+from aptutils.notebooks import BOOK_DIR, chapter_sources
+from aptutils.store import REPO_ROOT
+
+
+def test_every_chapter_has_an_executed_copy_in_the_toc():
+    toc = (REPO_ROOT / "_toc.yml").read_text()
+    for source in chapter_sources():
+        assert (BOOK_DIR / source.name).is_file()
+        assert f"file: book/{source.stem}" in toc
+
+
+def test_jupyter_book_builds_without_warnings(tmp_path):
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    result = subprocess.run([str(jupyter_book), "build", str(REPO_ROOT), "--path-output", str(tmp_path),
+                             "--all", "-W", "--keep-going"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "_build" / "html" / "01_pretraining.html").is_file() or \
+        (tmp_path / "_build" / "html" / "book" / "01_pretraining.html").is_file()
