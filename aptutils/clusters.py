@@ -87,8 +87,10 @@ def threshold_scan(normalised: sp.spmatrix, thresholds, mutual: bool = False) ->
     for threshold in thresholds:
         sizes = cluster_sizes(strong_match_clusters(normalised, threshold, mutual))
         multi = sizes[sizes >= 2]
-        rows.append((threshold, len(multi), int(multi.sum()), int(sizes[0]),
-                     sizes[0] / kept_count, multi.mean() if len(multi) else np.nan))
+        largest = int(sizes[0]) if len(sizes) else 0
+        rows.append((threshold, len(multi), int(multi.sum()), largest,
+                     largest / kept_count if kept_count else np.nan,
+                     multi.mean() if len(multi) else np.nan))
     return pd.DataFrame(rows, columns=["threshold", "clusters", "clustered_tokens", "largest",
                                        "largest_share", "mean_size"])
 

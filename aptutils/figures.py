@@ -43,3 +43,65 @@ def training_curves_figure(logs: dict[int, pd.DataFrame]) -> plt.Figure:
     left.legend()
     plt.close(figure)
     return figure
+
+
+def apt_vs_frequency_figure(table: pd.DataFrame, binned: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Fig. 1: APT(t) against W_S frequency, one panel per kind (all kinds first).
+
+    table: `apt.apt_table` rows; binned: column name -> `apt.binned_means` of that column.
+    Tokens absent from W_S (frequency 0) cannot sit on a log axis and are left out.
+    """
+    figure, axes = plt.subplots(1, len(binned), figsize=(4 * len(binned), 3.6), sharey=True)
+    for axis, (column, bins) in zip(np.atleast_1d(axes), binned.items()):
+        seen = table[(table["frequency"] > 0) & table[column].notna()]
+        axis.scatter(seen["frequency"], seen[column], s=4, alpha=0.25, color="grey", lw=0)
+        axis.errorbar(bins["x_center"], bins["mean"],
+                      yerr=[bins["mean"] - bins["ci_low"], bins["ci_high"] - bins["mean"]],
+                      fmt="o-", color="C3", capsize=3, label="log-binned mean, 95% CI")
+        axis.set(xscale="log", xlabel="frequency in W_S", title=column.replace("_", " "))
+    np.atleast_1d(axes)[0].set_ylabel("APT(t)")
+    np.atleast_1d(axes)[0].legend(loc="upper left")
+    plt.close(figure)
+    return figure
+
+
+def metric_by_ws_figure(curves: dict[str, dict[int, float]], ylabel: str, title: str) -> plt.Figure:
+    """Fig. 2: a metric of each model against its pre-training set size W_S (log axis)."""
+    figure, axes = plt.subplots(figsize=(5.5, 4))
+    for name, values in curves.items():
+        sizes = sorted(values)
+        axes.plot(sizes, [values[ws] for ws in sizes], "o-", label=name)
+    axes.set(xscale="log", xlabel="W_S (pre-training samples)", ylabel=ylabel, title=title)
+    axes.legend()
+    plt.close(figure)
+    return figure
+
+
+def confusion_heatmaps_figure(matrices: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Normalised confusion matrices side by side, same tokens in the same order in each panel."""
+    figure, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 5.2))
+    for axis, (title, matrix) in zip(np.atleast_1d(axes), matrices.items()):
+        if matrix.empty:
+            axis.text(0.5, 0.5, "no clustered tokens", ha="center", transform=axis.transAxes)
+            axis.set(title=title, xticks=[], yticks=[])
+            continue
+        sns.heatmap(matrix, ax=axis, vmin=0, vmax=1, cmap="mako_r", square=True, cbar=False,
+                    xticklabels=True, yticklabels=True)
+        axis.tick_params(labelsize=5)
+        axis.set(title=title, xlabel="predicted token", ylabel="true token")
+    plt.close(figure)
+    return figure
+
+
+def threshold_scan_figure(scans: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Clusters of size >= 2 and the largest cluster's share of kept tokens against the threshold."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, scan in scans.items():
+        left.plot(scan["threshold"], scan["clusters"], "o-", label=name)
+        right.plot(scan["threshold"], scan["largest_share"], "o-", label=name)
+    left.set(xlabel="strong-match threshold", ylabel="clusters (size >= 2)", title="How many clusters")
+    right.set(xlabel="strong-match threshold", ylabel="largest cluster / kept tokens",
+              title="Is there a giant component?", yscale="log")
+    left.legend()
+    plt.close(figure)
+    return figure

@@ -15,7 +15,15 @@ from .store import REPO_ROOT
 
 CHAPTER_DIR = REPO_ROOT / "chapters"
 BOOK_DIR = REPO_ROOT / "book"
-CHAPTER_GROUPS = {"01_pretraining": ("all", "pretrain")}
+CHAPTER_GROUPS = {
+    "01_pretraining": ("all", "pretrain"),
+    "02_apt": ("all", "pretrain", "blocks"),
+    "03_symmetry_breaking": ("all", "pretrain", "blocks", "clusters"),
+    "04_clustering": ("all", "pretrain", "blocks", "clusters"),
+    "05_finetuning": ("all", "pretrain", "finetune"),
+    "06_confidence": ("all", "pretrain", "blocks", "finetune"),
+    "07_image_analogy": ("all", "image", "clusters"),
+}
 
 
 def chapter_sources() -> list[Path]:

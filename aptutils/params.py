@@ -102,6 +102,8 @@ def _range_text(low: int | None, high: int | None) -> str:
 
 _PRETRAIN = ("pretrain",)
 _BLOCKS = ("blocks",)
+_FINETUNE = ("finetune",)
+_CLUSTERS = ("clusters",)
 KNOBS: tuple[Knob, ...] = (
     Knob("profile", "named set of defaults: smoke (tests), cpu (the published book), gpu, paper",
          _choice(*PROFILE_NAMES), ("all",)),
@@ -151,6 +153,50 @@ KNOBS: tuple[Knob, ...] = (
          _real(0.0, 1_000.0, True), _BLOCKS),
     Knob("probe_lr", "AdamW learning rate of the probe heads", _real(0.0, 1.0, True), _BLOCKS),
     Knob("probe_batch", "positions per probe training step", _integer(1, 1_000_000), _BLOCKS),
+    Knob("threshold", "strong match: normalised confusion M(i,j) at or above this joins i and j",
+         _real(0.0, 1.0, True), _CLUSTERS),
+    Knob("match", "one-way (either direction is enough) or mutual (both directions) strong matches",
+         _choice("one-way", "mutual"), _CLUSTERS),
+    Knob("figure_tokens", "frequent clustered tokens shown in the confusion-matrix figures",
+         _integer(2, 500), _CLUSTERS),
+    # clusters knobs (chapters 3-4) end
+    Knob("few_rel_labels", "FewRel relations used, the first N in relation-id order (the paper 64)",
+         _integer(2), _FINETUNE),
+    Knob("few_rel_train", "FewRel training sentences per relation (clamped to what the relation "
+         "holds after its test share)", _integer(1), _FINETUNE),
+    Knob("few_rel_test", "FewRel test sentences per relation (clamped to half of what the "
+         "relation holds)", _integer(1), _FINETUNE),
+    Knob("entity_markers", "FewRel entity markers as plain text: punct (@ head @, # tail #) or "
+         "brackets ([E1] head [/E1], [E2] tail [/E2])", _choice("punct", "brackets"), _FINETUNE),
+    Knob("dbpedia_labels", "DBpedia-14 classes used, the first N in class order", _integer(2, 14),
+         _FINETUNE),
+    Knob("dbpedia_train", "DBpedia-14 training abstracts per class, from its train split (clamped)",
+         _integer(1), _FINETUNE),
+    Knob("dbpedia_test", "DBpedia-14 test abstracts per class, from its test split (clamped)",
+         _integer(1), _FINETUNE),
+    Knob("pooling", "sentence vector of a block: mean (over the non-pad tokens) or cls (the [CLS] "
+         "position)", _choice("mean", "cls"), _FINETUNE),
+    Knob("finetune_protocols", "frozen (trunk frozen, a linear head per block on cached features) "
+         "or frozen,full (also fine-tune the truncated model end to end)",
+         _choice("frozen", "frozen,full"), _FINETUNE),
+    Knob("finetune_full_blocks", "blocks whose truncated model is fine-tuned end to end when "
+         "finetune_protocols has full, e.g. '0,6'", _integer_list(0), _FINETUNE),
+    Knob("head_steps", "L-BFGS iterations of the frozen-trunk linear heads", _integer(1, 100_000),
+         _FINETUNE),
+    Knob("head_l2", "L2 penalty on the weights of the frozen-trunk linear heads (features "
+         "standardised)", _real(0.0, 100.0), _FINETUNE),
+    Knob("finetune_epochs", "passes over the training set in full fine-tuning",
+         _real(0.0, 10_000.0, True), _FINETUNE),
+    Knob("finetune_lr", "AdamW peak learning rate of full fine-tuning", _real(0.0, 1.0, True),
+         _FINETUNE),
+    Knob("finetune_batch", "batch size of full fine-tuning in samples", _integer(1, 65_536),
+         _FINETUNE),
+    Knob("confidence_bins", "equal-count bins of mean input APT in the binned confidence curves",
+         _integer(2, 100), _FINETUNE),
+    Knob("confidence_bound", "C9 holds where the 95% CI of Spearman rho between confidence and "
+         "mean input APT lies within plus or minus this bound", _real(0.0, 1.0), _FINETUNE),
+    # fine-tuning knobs (chapters 5-6) end
+    # image knobs (chapter 7) end
 )
 KNOB_BY_NAME = {knob.name: knob for knob in KNOBS}
 
@@ -161,7 +207,7 @@ _PAPER = dict(
     mask_prob=0.15, batch_size=32, learning_rate=5e-5, weight_decay=0.01, epochs=50.0,
     warmup_ratio=0.02, eval_every=5_000, precision="bf16", device="auto", seed=42,
     protocol="probe", analysis_ws=None, probe_samples=20_000, probe_epochs=2.0, probe_lr=1e-3,
-    probe_batch=256,
+    probe_batch=256, threshold=0.5, match="one-way", figure_tokens=48,
 )
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": _PAPER,
@@ -169,9 +215,9 @@ PROFILES: dict[str, dict[str, Any]] = {
             "ws_list": (4_000, 8_000, 16_000), "test_samples": 1_000, "batch_size": 64,
             "learning_rate": 5e-4, "epochs": 40.0, "warmup_ratio": 0.05, "eval_every": 1_000},
     "cpu": {**_PAPER, "tokenizer": "wordpiece", "vocab_size": 8_192, "sample_mode": "chunks",
-            "ws_list": (2_000, 5_000, 15_000), "test_samples": 1_000, "hidden_size": 128,
-            "num_heads": 2, "ffn_size": None, "batch_size": 64, "learning_rate": 1e-3,
-            "epochs": 4.0, "warmup_ratio": 0.05, "eval_every": 250, "probe_samples": 8_000},
+            "ws_list": (1_000, 4_000, 16_000), "test_samples": 1_000, "hidden_size": 128,
+            "num_heads": 2, "ffn_size": None, "batch_size": 32, "learning_rate": 1e-3,
+            "epochs": 3.5, "warmup_ratio": 0.05, "eval_every": 250, "probe_samples": 8_000},
     "smoke": {**_PAPER, "corpus": "auto", "max_articles": 200, "tokenizer": "wordpiece",
               "vocab_size": 600, "sample_mode": "chunks", "seq_len": 32, "ws_list": (64, 128),
               "test_samples": 32, "hidden_size": 16, "num_layers": 2, "num_heads": 2,
@@ -179,6 +225,35 @@ PROFILES: dict[str, dict[str, Any]] = {
               "warmup_ratio": 0.0, "eval_every": 4, "precision": "fp32", "device": "cpu",
               "probe_samples": 64, "probe_epochs": 1.0, "probe_batch": 64},
 }
+# Defaults of the later chapters' knobs, one dict per group: {profile: {knob: value}}.
+GROUP_DEFAULTS: list[dict[str, dict[str, Any]]] = [
+    {  # fine-tuning (chapters 5-6)
+        "paper": dict(few_rel_labels=64, few_rel_train=630, few_rel_test=70, entity_markers="punct",
+                      dbpedia_labels=14, dbpedia_train=100, dbpedia_test=100, pooling="cls",
+                      finetune_protocols="frozen,full", finetune_full_blocks=(0, 1, 2, 3, 4, 5, 6),
+                      head_steps=200, head_l2=1e-3, finetune_epochs=50.0, finetune_lr=5e-5,
+                      finetune_batch=32, confidence_bins=10, confidence_bound=0.2),
+        "gpu": dict(few_rel_labels=64, few_rel_train=630, few_rel_test=70, entity_markers="punct",
+                    dbpedia_labels=14, dbpedia_train=100, dbpedia_test=100, pooling="mean",
+                    finetune_protocols="frozen,full", finetune_full_blocks=(0, 1, 2, 3, 4, 5, 6),
+                    head_steps=200, head_l2=1e-3, finetune_epochs=10.0, finetune_lr=5e-5,
+                    finetune_batch=32, confidence_bins=10, confidence_bound=0.2),
+        "cpu": dict(few_rel_labels=64, few_rel_train=630, few_rel_test=70, entity_markers="punct",
+                    dbpedia_labels=14, dbpedia_train=100, dbpedia_test=100, pooling="mean",
+                    finetune_protocols="frozen", finetune_full_blocks=(0, 6), head_steps=200,
+                    head_l2=1e-3, finetune_epochs=3.0, finetune_lr=1e-4, finetune_batch=32,
+                    confidence_bins=10, confidence_bound=0.2),
+        "smoke": dict(few_rel_labels=4, few_rel_train=8, few_rel_test=4, entity_markers="punct",
+                      dbpedia_labels=4, dbpedia_train=8, dbpedia_test=4, pooling="mean",
+                      finetune_protocols="frozen", finetune_full_blocks=(0, 2), head_steps=30,
+                      head_l2=1e-3, finetune_epochs=1.0, finetune_lr=1e-3, finetune_batch=8,
+                      confidence_bins=3, confidence_bound=0.2),
+    },
+    # group defaults end
+]
+for _group in GROUP_DEFAULTS:
+    for _profile, _values in _group.items():
+        PROFILES[_profile].update(_values)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import torch
 
 from .blocks import (PROTOCOLS, BlockCounts, block_features, count_all_blocks, load_block_counts,
@@ -96,9 +97,18 @@ def block_counts(settings: Settings, ws: int | None = None, trained: bool = True
     return {protocol: load_block_counts(folder, protocol) for protocol in PROTOCOLS}
 
 
-def mean_apt_by_ws(settings: Settings, store: Store | None = None) -> dict[int, float]:
-    """<APT> of each model of the W_S series, read at its last block through its own MLM head."""
+def token_vectors(settings: Settings, ws: int, trained: bool, data: PretrainingData,
+                  store: Store | None = None):
+    """The model's token embedding matrix [V, hidden] (tied with the MLM head's output weights)."""
+    model, _ = readout_model(settings, ws, trained, data, store or Store())
+    return model.bert.embeddings.word_embeddings.weight.detach().float().numpy()
+
+
+def series_heldout(settings: Settings, store: Store | None = None) -> pd.DataFrame:
+    """Per model of the W_S series: held-out <APT> and token-weighted accuracy at the last
+    block, read through the model's own MLM head. Indexed by W_S."""
     store = store or Store()
     data = pretraining_data(settings, store)
-    return {ws: pretrained_model(settings, ws, data, store).card["heldout_mean_apt"]
-            for ws in settings.ws_list}
+    cards = {ws: pretrained_model(settings, ws, data, store).card for ws in settings.ws_list}
+    return pd.DataFrame({"<APT>": {ws: c["heldout_mean_apt"] for ws, c in cards.items()},
+                         "token-weighted accuracy": {ws: c["heldout_accuracy"] for ws, c in cards.items()}})

@@ -169,3 +169,9 @@ def test_sampled_cosines_approach_the_exact_ones():
     sampled = cosine_within_across(vectors, labels, max_pairs=2000, seed=1)
     assert exact[0] > exact[1] + 0.3
     assert sampled == pytest.approx(exact, abs=0.03)
+
+
+def test_threshold_scan_of_an_empty_matrix_reports_no_clusters():
+    scan = threshold_scan(sp.csr_matrix((0, 0)), [0.5])
+    assert scan.loc[0, "clusters"] == 0 and scan.loc[0, "largest"] == 0
+    assert np.isnan(scan.loc[0, "largest_share"])
