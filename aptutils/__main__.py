@@ -58,7 +58,7 @@ def chosen_parameters(args) -> dict:
 
 
 def build_book(args) -> int:
-    from .notebooks import BOOK_DIR, chapter_sources, execute_chapter
+    from .notebooks import BOOK_DIR, VERDICTS_PAGE, chapter_sources, execute_chapter, verdicts_page
 
     chosen = chosen_parameters(args)
     sources = [s for s in chapter_sources() if not args.chapters or s.name[:2] in args.chapters]
@@ -67,6 +67,7 @@ def build_book(args) -> int:
         print(f"Executing {source.name} ({chosen})", flush=True)
         execute_chapter(source, BOOK_DIR / source.name, chosen)
         print(f"{source.name}: {time.time() - started:.0f} s", flush=True)
+    VERDICTS_PAGE.write_text(verdicts_page())
     return 0 if args.no_render else render(args)
 
 

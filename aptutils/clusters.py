@@ -108,7 +108,7 @@ def share_of_errors_in_cluster(confusion, kept: np.ndarray, labels: np.ndarray,
     counts = _csr(confusion)
     label_of = np.full(counts.shape[0], -1)
     label_of[kept] = labels
-    size_of_label = np.bincount(labels)
+    size_of_label = np.bincount(labels, minlength=1)
     row, col, value = _off_diagonal(counts)
     true_label = label_of[row]
     counted = true_label >= 0
@@ -171,7 +171,7 @@ def _within_pairs(labels: np.ndarray, max_pairs: int,
         pairs = [np.triu_indices(size, 1) for size in sizes]
         first = [order[start + i] for start, (i, _) in zip(starts, pairs)]
         second = [order[start + j] for start, (_, j) in zip(starts, pairs)]
-        return np.concatenate(first), np.concatenate(second)
+        return np.concatenate([[], *first]).astype(int), np.concatenate([[], *second]).astype(int)
     cluster = rng.choice(len(sizes), max_pairs, p=pair_counts / pair_counts.sum())
     a = rng.integers(0, sizes[cluster])
     b = rng.integers(0, sizes[cluster] - 1)

@@ -5,6 +5,7 @@ the notebooks never repeat a default; tests check that the cells are in sync.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,26 @@ def sync_parameters(path: Path) -> bool:
     cell.source = wanted
     nbformat.write(notebook, path)
     return True
+
+
+VERDICTS_PAGE = BOOK_DIR / "verdicts.md"
+
+
+def verdicts_page(book_dir: Path = BOOK_DIR) -> str:
+    """The Markdown of the book's verdict page, gathered from the executed chapters in book/."""
+    from .verdicts import gather_verdicts
+
+    notebooks = {path.stem: json.loads(path.read_text()) for path in sorted(book_dir.glob("[0-9][0-9]_*.ipynb"))}
+    table = gather_verdicts(notebooks)
+    lines = ["# Claims and verdicts", "",
+             "Every claim of the paper, with the verdict its chapter computed on the published run "
+             "(gathered from the executed chapters by `python -m aptutils book`; not typed by hand).", "",
+             "| claim | chapter | claim text | this run | verdict |", "|---|---|---|---|---|"]
+    for claim, row in table.iterrows():
+        chapter = f"[{row['chapter']}]({row['chapter']}.ipynb)" if row["chapter"] else ""
+        cells = [claim, chapter, row["claim text"], row["this run"], f"**{row['verdict']}**"]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def execute_chapter(source: Path, output: Path, parameters: dict[str, Any]) -> None:

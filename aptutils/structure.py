@@ -61,14 +61,14 @@ def structure_table(blocks: list[BlockCounts], own: list[Partition], reference: 
     rows = []
     for block, (counts, mine) in enumerate(zip(blocks, own)):
         sizes = mine.sizes
-        rows_of = counts.confusion[tokens]
         masses = cluster_signal_to_noise(counts.confusion, reference.full_labels).iloc[tokens]
         rows.append({
             "block": block, "kept tokens": len(mine.kept), "clusters (size >= 2)": int((sizes >= 2).sum()),
             "largest cluster": int(sizes[0]) if len(sizes) else 0,
             "in-cluster mass": masses["in_cluster"].sum(), "off-cluster mass": masses["off_cluster"].sum(),
             "SNR": _ratio(masses["in_cluster"].sum(), masses["off_cluster"].sum()),
-            "mean row entropy (bits)": float(np.nanmean(row_entropy(rows_of))) if len(tokens) else np.nan,
+            "mean row entropy (bits)": (float(np.nanmean(row_entropy(counts.confusion)[tokens]))
+                                        if len(tokens) else np.nan),
         })
     return pd.DataFrame(rows).set_index("block")
 

@@ -79,3 +79,43 @@ def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
     table = pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
     table.index.name = "claim"
     return table
+
+
+VERDICTS_MIME = "application/vnd.aptbook.verdicts+json"
+
+
+@dataclass(frozen=True)
+class VerdictReport:
+    """A chapter's verdict table as shown in the notebook, carrying its rows as JSON too, so
+    `gather_verdicts` can collect every chapter's verdicts from the executed book."""
+
+    verdicts: tuple[Verdict, ...]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return verdict_table(list(self.verdicts))
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        table = self.table
+        records = [{"claim": claim, **row} for claim, row in table.to_dict(orient="index").items()]
+        return {"text/html": table.to_html(), "text/plain": table.to_string(), VERDICTS_MIME: records}
+
+
+def report(verdicts: list[Verdict]) -> VerdictReport:
+    """The closing verdict table of a chapter."""
+    return VerdictReport(tuple(verdicts))
+
+
+def gather_verdicts(notebooks: dict[str, dict]) -> pd.DataFrame:
+    """Every verdict recorded in executed notebooks {chapter name: notebook JSON}, one row per
+    claim, with the chapter it comes from. Claims no chapter measured are 'not measured'."""
+    found = {}
+    for chapter, notebook in notebooks.items():
+        for cell in notebook.get("cells", []):
+            for output in cell.get("outputs", []):
+                for record in output.get("data", {}).get(VERDICTS_MIME, []):
+                    found[record["claim"]] = {"chapter": chapter, **record}
+    rows = [found.get(claim, {"claim": claim, "chapter": "", "claim text": CLAIMS[claim],
+                              "this run": "", "verdict": "not measured"})
+            for claim in sorted(CLAIMS, key=_claim_number)]
+    return pd.DataFrame(rows).set_index("claim")[["chapter", "claim text", "this run", "verdict"]]

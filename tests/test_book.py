@@ -21,3 +21,9 @@ def test_jupyter_book_builds_without_warnings(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "_build" / "html" / "01_pretraining.html").is_file() or \
         (tmp_path / "_build" / "html" / "book" / "01_pretraining.html").is_file()
+
+
+def test_verdicts_page_is_gathered_from_the_executed_chapters():
+    from aptutils.notebooks import VERDICTS_PAGE, verdicts_page
+
+    assert VERDICTS_PAGE.read_text() == verdicts_page()

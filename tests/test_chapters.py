@@ -3,6 +3,7 @@ import nbformat
 import pytest
 
 from aptutils.notebooks import CHAPTER_GROUPS, chapter_sources, execute_chapter, parameters_cell, parameters_source
+from aptutils.verdicts import VERDICTS
 
 
 def outputs_text(notebook) -> str:
@@ -29,6 +30,23 @@ def test_chapter_1_on_smoke(tmp_path):
     text = outputs_text(nbformat.read(output, as_version=4))
     assert "held-out accuracy" in text and "W_S (samples)" in text
     assert "Pre-training W_S=64" in text
+
+
+CHAPTER_CLAIMS = {"02_apt": ["C1", "C2", "C3", "C4"], "03_symmetry_breaking": ["C5", "C6", "C7"],
+                  "04_clustering": ["C10"], "05_finetuning": ["C8", "C12"], "06_confidence": ["C9"],
+                  "07_image_analogy": ["C11"]}
+
+
+@pytest.mark.chapter
+@pytest.mark.parametrize("source", chapter_sources()[1:], ids=lambda p: p.stem)
+def test_chapter_on_smoke_ends_with_its_verdicts(source, tmp_path):
+    output = tmp_path / source.name
+    execute_chapter(source, output, {"profile": "smoke"})
+    last_table = outputs_text(nbformat.read(output, as_version=4)).split("deciding statistic")[-2:]
+    assert len(last_table) == 2, "no verdict table"
+    for claim in CHAPTER_CLAIMS[source.stem]:
+        assert f"<th>{claim}</th>" in last_table[1]
+    assert any(verdict in last_table[1] for verdict in VERDICTS)
 
 
 @pytest.mark.chapter

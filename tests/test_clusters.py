@@ -175,3 +175,10 @@ def test_threshold_scan_of_an_empty_matrix_reports_no_clusters():
     scan = threshold_scan(sp.csr_matrix((0, 0)), [0.5])
     assert scan.loc[0, "clusters"] == 0 and scan.loc[0, "largest"] == 0
     assert np.isnan(scan.loc[0, "largest_share"])
+
+
+def test_no_clusters_give_nan_statistics_not_errors():
+    empty = np.array([], dtype=int)
+    assert np.isnan(share_of_errors_in_cluster(sp.csr_matrix(np.eye(3)), empty, empty))
+    within, across = cosine_within_across(np.eye(3), np.array([0, 1, 2]))
+    assert np.isnan(within) and across == 0.0

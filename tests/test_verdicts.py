@@ -51,3 +51,15 @@ def test_verdict_table_one_row_per_claim_in_claim_order():
 def test_verdict_table_refuses_two_verdicts_for_one_claim():
     with pytest.raises(ValueError, match="C4 given more than once"):
         verdict_table([Verdict("C4", "a", "b", "holds"), Verdict("C4", "c", "d", "holds")])
+
+
+def test_report_carries_its_rows_and_gather_collects_them():
+    from aptutils.verdicts import VERDICTS_MIME, Verdict, gather_verdicts, report
+
+    bundle = report([Verdict("C3", "0.04 → 0.2", "rise", "holds")])._repr_mimebundle_()
+    assert "<table" in bundle["text/html"]
+    notebook = {"cells": [{"outputs": [{"data": bundle}]}]}
+    gathered = gather_verdicts({"02_apt": notebook})
+    assert gathered.loc["C3", "verdict"] == "holds" and gathered.loc["C3", "chapter"] == "02_apt"
+    assert gathered.loc["C1", "verdict"] == "not measured"
+    assert len(gathered) == 12 and VERDICTS_MIME in bundle
