@@ -64,7 +64,8 @@ def c1_verdict(table: pd.DataFrame, protocol: str, seed: int) -> Verdict:
     rho, low, high = spearman_ci(np.log(seen["frequency"].to_numpy()), seen["apt"].to_numpy(), seed=seed)
     return Verdict("C1", f"rho = {rho:.3f} [{low:.3f}, {high:.3f}] over {len(seen):,} tokens",
                    f"Spearman rho of APT vs log W_S frequency, last block ({protocol}); "
-                   "holds if the 95% bootstrap CI lies above 0", decide(bool(low > 0)))
+                   "holds if the 95% bootstrap CI lies above 0",
+                   decide(bool(low > 0) if np.isfinite(low) else None))
 
 
 def c2_verdict(mean_apt_by_ws: dict[int, float]) -> Verdict:

@@ -138,7 +138,7 @@ def c5_verdict(last: Partition, threshold: float, match: str) -> Verdict:
                    f"{len(last.kept):,} kept tokens ({share:.1%})",
                    f"last block, threshold {threshold}, {match}: at least one cluster of size >= 2 and "
                    f"the largest holding <= {LARGEST_CLUSTER_SHARE:.0%} of the kept tokens",
-                   decide(bool(clusters > 0 and share <= LARGEST_CLUSTER_SHARE)))
+                   decide(bool(clusters > 0 and share <= LARGEST_CLUSTER_SHARE) if len(last.kept) else None))
 
 
 def c6_verdict(table: pd.DataFrame) -> Verdict:
@@ -154,11 +154,12 @@ def c6_verdict(table: pd.DataFrame) -> Verdict:
 
 def c7_verdict(c5: Verdict, c6: Verdict, trained_snr: float, untrained_snr: float) -> Verdict:
     """C7: C5 and C6 hold, and the trained model's last block beats the untrained model's SNR."""
+    measured = "not measured" not in (c5.verdict, c6.verdict) and np.isfinite([trained_snr, untrained_snr]).all()
     built = c5.verdict == "holds" and c6.verdict == "holds" and trained_snr > untrained_snr
     return Verdict("C7", f"C5 {c5.verdict}, C6 {c6.verdict}; last-block SNR trained {trained_snr:.2f} "
                    f"vs untrained {untrained_snr:.2f}",
                    "C5 and C6 hold and pre-training raised the last block's SNR above the untrained model's",
-                   decide(bool(built)))
+                   decide(bool(built) if measured else None))
 
 
 def c10_verdict(shares: pd.Series) -> Verdict:

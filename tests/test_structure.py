@@ -6,6 +6,7 @@ import scipy.sparse as sp
 from aptutils import apt_analysis, structure
 from aptutils.blocks import BlockCounts
 from aptutils.evaluation import TokenCounts
+from aptutils.verdicts import Verdict
 
 # Tokens 0..4. Rows: true token; columns: predicted. Tokens 1 and 2 are confused with each other.
 CONFUSION = np.array([
@@ -79,3 +80,11 @@ def test_c2_and_c3_and_c4_verdicts_by_hand():
     decomposition = pd.DataFrame({"protocol": ["probe", "probe"], "group": [0, 1],
                                   "contribution": [0.06, 0.04], "share": [0.6, 0.4]}).set_index(["protocol", "group"])
     assert apt_analysis.c4_verdict(decomposition, "probe").verdict == "holds"
+
+
+def test_claims_on_empty_structure_are_not_measured():
+    empty = structure.partition(sp.csr_matrix((5, 5)), threshold=0.5, mutual=False)
+    c5 = structure.c5_verdict(empty, 0.5, "one-way")
+    assert c5.verdict == "not measured"
+    c6 = Verdict("C6", "SNR nan → nan", "SNR and entropy", "not measured")
+    assert structure.c7_verdict(c5, c6, float("nan"), 1.0).verdict == "not measured"
