@@ -71,3 +71,15 @@ def test_ws_slices_are_nested_and_disjoint_from_wtest():
     assert len(test_rows) == settings.test_samples
     with pytest.raises(DataError, match="ws_list: W_S=10000000 exceeds"):
         data.samples.train_slice(10_000_000)
+
+
+def test_smoke_without_a_mirror_falls_back_to_the_gensim_excerpt(monkeypatch):
+    from aptutils.data import gensim_excerpt_articles, resolved_corpus
+
+    monkeypatch.delenv("APTBOOK_DATA", raising=False)
+    assert resolved_corpus(resolve({"profile": "smoke"})) == "gensim"
+    assert resolved_corpus(resolve({"profile": "cpu"})) == "hub"
+    articles = gensim_excerpt_articles()
+    assert len(articles) >= 100
+    assert all(len(a["text"].split()) >= 200 and a["id"].startswith("gensim-") for a in articles)
+    assert "[[" not in articles[0]["text"]  # wiki markup stripped
