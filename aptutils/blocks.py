@@ -23,7 +23,7 @@ from .evaluation import TokenCounts
 from .masking import mask_tokens, special_token_ids
 
 PROTOCOLS = ("probe", "lens")
-POSITIONS_PER_CHUNK = 2048
+POSITIONS_PER_CHUNK = 2048  # logits of one chunk at vocab 30,522: 250 MB in bf16
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def count_block(head, features: torch.Tensor, labels: torch.Tensor, kinds: torch
                 vocab_size: int, device: str = "cpu") -> BlockCounts:
     """Run a head over one block's features in chunks; count right answers and confusions."""
     predicted = torch.cat([
-        head(features[start:start + POSITIONS_PER_CHUNK].to(device)).argmax(-1).cpu()
+        head(features[start:start + POSITIONS_PER_CHUNK].to(device)).max(-1).indices.cpu()
         for start in range(0, len(labels), POSITIONS_PER_CHUNK)
     ]) if len(labels) else torch.zeros(0, dtype=torch.long)
     slot = (kinds - 1) * vocab_size + labels

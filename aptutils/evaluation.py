@@ -75,7 +75,7 @@ def heldout_counts(model, inputs: np.ndarray, labels: np.ndarray, kinds: np.ndar
         truth = target[picked]
         slot = ((kind[picked] - 1) * vocab + truth).cpu()
         total += torch.bincount(slot, minlength=3 * vocab)
-        hits = (out.logits.argmax(-1) == truth).cpu()
+        hits = (out.logits.max(-1).indices == truth).cpu()
         correct += torch.bincount(slot[hits], minlength=3 * vocab)
         loss_sum += float(out.loss) * int(picked.sum())
     model.train(was_training)
