@@ -144,6 +144,14 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def quiet_progress_bars() -> None:
+    """No live progress bars where nobody watches a terminal (notebooks, logs): they flood outputs."""
+    from transformers.utils import logging as hf_logging
+
+    if not sys.stderr.isatty():
+        hf_logging.disable_progress_bar()
+
+
 def train_mlm(folder: Path | None, settings: Settings, data: PretrainingData, ws: int, work_dir: Path) -> None:
     """Pre-train one model on W_S, resuming from the last checkpoint in `work_dir`.
 
@@ -152,8 +160,7 @@ def train_mlm(folder: Path | None, settings: Settings, data: PretrainingData, ws
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    if not sys.stderr.isatty():
-        hf_logging.disable_progress_bar()
+    quiet_progress_bars()
     tokenizer, samples = data.tokenizer, data.samples
     model = new_model(settings, len(tokenizer), tokenizer.pad_token_id, resolved_device(settings))
     heldout = (samples.array("test_inputs"), samples.array("test_labels"), samples.array("test_kinds"))
@@ -193,6 +200,7 @@ class PretrainedModel:
     folder: Path
 
     def load(self) -> SparseHeadBertForMaskedLM:
+        quiet_progress_bars()
         return SparseHeadBertForMaskedLM.from_pretrained(self.folder)
 
     @property

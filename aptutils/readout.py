@@ -7,6 +7,7 @@ and the probe knobs. Used by chapters 2, 3, 4 and 6.
 from __future__ import annotations
 
 import json
+import sys
 
 import pandas as pd
 import torch
@@ -59,8 +60,11 @@ def probe_heads(settings: Settings, model, model_key: dict, ws: int, data: Pretr
                                                      settings.seed + 2)
         features = block_features(model, inputs, labels, kinds, device=device)
         heads = new_probe_heads(model.config, blocks, settings.seed)
+        print(f"Training {blocks} probe heads on {len(features.labels):,} modified positions of "
+              f"W_S ({settings.probe_epochs:g} epochs)", flush=True)
         losses = train_probe_heads(heads, features, settings.probe_epochs, settings.probe_lr,
-                                   settings.probe_batch, settings.seed, device)
+                                   settings.probe_batch, settings.seed, device,
+                                   progress=sys.stderr.isatty())
         torch.save(heads.state_dict(), folder / "heads.pt")
         (folder / "training.json").write_text(json.dumps(
             {"positions": len(features.labels), "final_loss_by_block": losses}))
