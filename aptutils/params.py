@@ -102,6 +102,7 @@ def _range_text(low: int | None, high: int | None) -> str:
 
 _PRETRAIN = ("pretrain",)
 _BLOCKS = ("blocks",)
+_IMAGE = ("image",)
 _FINETUNE = ("finetune",)
 _CLUSTERS = ("clusters",)
 KNOBS: tuple[Knob, ...] = (
@@ -196,6 +197,25 @@ KNOBS: tuple[Knob, ...] = (
     Knob("confidence_bound", "C9 holds where the 95% CI of Spearman rho between confidence and "
          "mean input APT lies within plus or minus this bound", _real(0.0, 1.0), _FINETUNE),
     # fine-tuning knobs (chapters 5-6) end
+    Knob("image_data", "auto (digits on smoke, cifar10 elsewhere), cifar10 (the mirror if "
+         "APTBOOK_DATA is set, else the hub) or digits (scikit-learn 8x8 greys)",
+         _choice("auto", "cifar10", "digits"), _IMAGE),
+    Knob("cnn_depth", "conv layers of the VGG-style CNN (a 2x2 max-pool after every second one)",
+         _integer(1, 16), _IMAGE),
+    Knob("cnn_width", "channels of the first conv layer, doubled every two layers up to 8 times",
+         _integer(1, 1024), _IMAGE),
+    Knob("cnn_epochs", "passes of CNN training over its training images", _real(0.0, 1_000.0, True),
+         _IMAGE),
+    Knob("cnn_lr", "AdamW peak learning rate of the CNN", _real(0.0, 1.0, True), _IMAGE),
+    Knob("cnn_batch", "images per CNN training step", _integer(1, 65_536), _IMAGE),
+    Knob("image_train_samples", "training images of the CNN and of the new output layers "
+         "(None: all)", _integer(1, optional=True), _IMAGE),
+    Knob("head_epochs", "passes of each new output layer over its layer's cached features",
+         _real(0.0, 1_000.0, True), _IMAGE),
+    Knob("feature_grid", "side of the max-pooled grid each filter's map is cut to before the new "
+         "output layer (1: one value per filter)", _integer(1, 8), _IMAGE),
+    Knob("filter_threshold", "a single filter recognises label i when its mean field for i on "
+         "images of i reaches this share of its largest mean field", _real(0.0, 1.0, True), _IMAGE),
     # image knobs (chapter 7) end
 )
 KNOB_BY_NAME = {knob.name: knob for knob in KNOBS}
@@ -231,23 +251,37 @@ GROUP_DEFAULTS: list[dict[str, dict[str, Any]]] = [
         "paper": dict(few_rel_labels=64, few_rel_train=630, few_rel_test=70, entity_markers="punct",
                       dbpedia_labels=14, dbpedia_train=100, dbpedia_test=100, pooling="cls",
                       finetune_protocols="frozen,full", finetune_full_blocks=(0, 1, 2, 3, 4, 5, 6),
-                      head_steps=200, head_l2=1e-3, finetune_epochs=50.0, finetune_lr=5e-5,
+                      head_steps=100, head_l2=1e-3, finetune_epochs=50.0, finetune_lr=5e-5,
                       finetune_batch=32, confidence_bins=10, confidence_bound=0.2),
         "gpu": dict(few_rel_labels=64, few_rel_train=630, few_rel_test=70, entity_markers="punct",
                     dbpedia_labels=14, dbpedia_train=100, dbpedia_test=100, pooling="mean",
                     finetune_protocols="frozen,full", finetune_full_blocks=(0, 1, 2, 3, 4, 5, 6),
-                    head_steps=200, head_l2=1e-3, finetune_epochs=10.0, finetune_lr=5e-5,
+                    head_steps=100, head_l2=1e-3, finetune_epochs=10.0, finetune_lr=5e-5,
                     finetune_batch=32, confidence_bins=10, confidence_bound=0.2),
         "cpu": dict(few_rel_labels=64, few_rel_train=630, few_rel_test=70, entity_markers="punct",
                     dbpedia_labels=14, dbpedia_train=100, dbpedia_test=100, pooling="mean",
-                    finetune_protocols="frozen", finetune_full_blocks=(0, 6), head_steps=200,
-                    head_l2=1e-3, finetune_epochs=3.0, finetune_lr=1e-4, finetune_batch=32,
+                    finetune_protocols="frozen", finetune_full_blocks=(0, 6), head_steps=100,
+                    head_l2=1e-3, finetune_epochs=3.0, finetune_lr=1e-3, finetune_batch=32,
                     confidence_bins=10, confidence_bound=0.2),
         "smoke": dict(few_rel_labels=4, few_rel_train=8, few_rel_test=4, entity_markers="punct",
                       dbpedia_labels=4, dbpedia_train=8, dbpedia_test=4, pooling="mean",
                       finetune_protocols="frozen", finetune_full_blocks=(0, 2), head_steps=30,
                       head_l2=1e-3, finetune_epochs=1.0, finetune_lr=1e-3, finetune_batch=8,
                       confidence_bins=3, confidence_bound=0.2),
+    },
+    {  # image knobs (chapter 7); cpu sizes measured to fit the 8-minute chapter budget
+        "paper": dict(image_data="auto", cnn_depth=13, cnn_width=64, cnn_epochs=100.0,
+                      cnn_lr=1e-3, cnn_batch=128, image_train_samples=None, head_epochs=20.0,
+                      feature_grid=2, filter_threshold=0.3),
+        "gpu": dict(image_data="auto", cnn_depth=10, cnn_width=64, cnn_epochs=30.0, cnn_lr=2e-3,
+                    cnn_batch=128, image_train_samples=None, head_epochs=20.0, feature_grid=2,
+                    filter_threshold=0.3),
+        "cpu": dict(image_data="auto", cnn_depth=8, cnn_width=16, cnn_epochs=8.0, cnn_lr=3e-3,
+                    cnn_batch=128, image_train_samples=None, head_epochs=10.0, feature_grid=2,
+                    filter_threshold=0.3),
+        "smoke": dict(image_data="auto", cnn_depth=3, cnn_width=8, cnn_epochs=2.0, cnn_lr=3e-3,
+                      cnn_batch=64, image_train_samples=None, head_epochs=5.0, feature_grid=2,
+                      filter_threshold=0.3),
     },
     # group defaults end
 ]

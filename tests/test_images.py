@@ -1,0 +1,188 @@
+"""Chapter 7's machinery on hand-made inputs: single-filter masking, per-layer feature caching,
+filter label sets and SNR, label clusters by chapter 3's rule, the verdict, the figures, knobs."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aptutils import images
+from aptutils.figures import cluster_sizes_by_depth_figure, metric_by_depth_figure
+from aptutils.params import ParameterError, resolve
+from aptutils.structure import partition
+
+
+def test_single_filter_fields_keep_only_that_filters_columns():
+    # two output labels; two filters of two grid cells each: filter 0 owns columns 0-1, filter 1 2-3
+    weight = torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])
+    features = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 2.0, 0.0]])
+    fields = images.single_filter_fields(weight, features, cells=2)
+    assert fields.tolist() == [[[1.0, 5.0], [2.0, 6.0]], [[4.0, 8.0], [6.0, 14.0]]]
+    for c in range(2):
+        masked = torch.zeros_like(weight)
+        masked[:, 2 * c:2 * c + 2] = weight[:, 2 * c:2 * c + 2]
+        assert torch.equal(fields[c], features @ masked.T)
+    assert torch.equal(fields.sum(0), features @ weight.T)
+
+
+def test_mean_fields_by_label_averages_the_images_of_each_label():
+    fields = torch.tensor([[[1.0, 5.0], [3.0, 7.0], [2.0, 6.0]]])  # one filter, three images
+    mean = images.mean_fields_by_label(fields, torch.tensor([0, 0, 1]), label_count=2)
+    assert mean.tolist() == [[[2.0, 6.0], [2.0, 6.0]]]
+
+
+def test_read_layer_on_a_hand_made_head():
+    head = images.LayerHead(torch.zeros(4), torch.ones(4), labels=2)
+    with torch.no_grad():
+        head.linear.weight.copy_(torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]))
+        head.linear.bias.copy_(torch.tensor([100.0, 0.0]))  # decides the head, not the fields
+    features = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 2.0, 0.0]])
+    read = images.read_layer(head, features, torch.tensor([0, 1]), label_count=2, cells=2)
+    assert read["accuracy"] == 0.5 and read["confusion"].tolist() == [[1, 0], [1, 0]]
+    assert read["fields"].tolist() == [[[1, 5], [2, 6]], [[4, 8], [6, 14]]]
+    assert read["activity"].tolist() == [[0.5, 0.5], [0.5, 1.0]]  # [filter, label]
+    assert read["filter_accuracy"].tolist() == [0.5, 0.5]
+
+
+def test_channel_mean_and_std_in_units_of_one_255th():
+    pixels = np.array([[[[0, 51]], [[255, 51]]]], dtype=np.uint8)  # [1, 2, 1, 2]
+    mean, std = images.channel_mean_std(pixels)
+    np.testing.assert_allclose(mean, [0.5, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(std, [0.5, 0.0], atol=1e-6)
+
+
+def test_a_filter_recognises_the_labels_it_fires_on_and_votes_for():
+    fields = np.array([[[4.0, 2.0, 1.0], [1.0, 3.0, -1.0], [2.0, 2.0, 8.0]]])
+    activity = np.array([[1.0, 0.5, -1.0]])  # less active than average on label 2: row dropped
+    found = images.filter_labels(fields, activity, threshold=0.5)
+    np.testing.assert_allclose(found.normalised[0], [[1, 0.5, 0.25], [0.25, 0.75, 0], [0, 0, 0]])
+    assert found.recognised.tolist() == [[True, True, False]]
+    assert found.sizes.tolist() == [2]
+    # inside {0, 1} x {0, 1}: mean 0.625; outside, rows 0-1: (0.25 + 0) / 2 = 0.125
+    assert found.snr() == pytest.approx(5.0)
+
+
+def test_a_filter_without_clusters_or_noise():
+    silent = images.filter_labels(np.full((1, 2, 2), -1.0), np.ones((1, 2)), threshold=0.3)
+    assert silent.sizes.tolist() == [0] and np.isnan(silent.snr())
+    clean = images.filter_labels(np.array([[[2.0, 0.0], [0.0, 1.0]]]), np.ones((1, 2)), 0.3)
+    assert clean.sizes.tolist() == [2] and clean.snr() == float("inf")
+
+
+def test_layer_features_from_one_pass_equal_a_direct_trunk_pass():
+    torch.manual_seed(0)
+    model = images.VGGStyleCNN(depth=3, width=4, side=8, channels_in=1, labels=10).eval()
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 1), dtype=np.uint8)
+    cached = images.layer_features(model, pixels, grid=2)
+    assert [f.shape for f in cached] == [(5, 16), (5, 16), (5, 32)]
+    with torch.no_grad(), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        for k in range(3):
+            x = model.prepare(torch.from_numpy(pixels))
+            for layer, pool in zip(model.layers[:k], model.pools[:k]):
+                x = pool(layer(x))
+            direct = F.adaptive_max_pool2d(model.layers[k](x).float(), 2)  # [N, C, 2, 2]
+            torch.testing.assert_close(cached[k], direct.flatten(1))
+            torch.testing.assert_close(cached[k][:, 4:8], direct[:, 1].flatten(1))  # filter 1
+
+
+def test_the_cnn_pools_every_second_layer_down_to_2x2():
+    model = images.VGGStyleCNN(depth=6, width=2, side=8, channels_in=1, labels=10)
+    outputs = model.layer_outputs(torch.zeros(1, 8, 8, 1, dtype=torch.uint8))
+    assert [tuple(o.shape[1:]) for o in outputs] == [(2, 8, 8), (2, 8, 8), (4, 4, 4), (4, 4, 4),
+                                                     (8, 2, 2), (8, 2, 2)]
+    assert images.layer_channels(9, 3) == [3, 3, 6, 6, 12, 12, 24, 24, 24]
+
+
+def test_label_confusion_clusters_and_snr_by_chapter_3s_rule():
+    confusion = np.array([[8, 4, 1], [2, 8, 0], [0, 1, 9]])
+    reference = partition(confusion, threshold=0.5, mutual=False)
+    assert reference.sizes.tolist() == [2, 1]
+    # labels 0 and 1 share a cluster: inside mass 4 + 2, outside mass 1
+    assert images.confusion_snr(confusion, reference) == pytest.approx(6.0)
+    unclustered = partition(np.diag([5, 5, 5]), threshold=0.5, mutual=False)
+    assert images.reference_partition([reference, unclustered]) is reference
+    assert np.isnan(images.confusion_snr(confusion, unclustered))
+
+
+def table(labels_per_filter, snr):
+    return pd.DataFrame({"labels per filter": labels_per_filter, "filter SNR": snr,
+                         "accuracy": [0.3] * len(snr)}, index=range(1, len(snr) + 1))
+
+
+def test_c11_verdict():
+    assert images.c11_verdict(table([3.0, 2.0], [1.5, 4.0]), 10).verdict == "holds"
+    assert images.c11_verdict(table([3.0, 6.0], [1.5, 4.0]), 10).verdict == "does not hold"
+    assert images.c11_verdict(table([3.0, 2.0], [4.0, 1.5]), 10).verdict == "does not hold"
+    assert images.c11_verdict(table([2.0], [4.0]), 10).verdict == "not measured"
+
+
+def test_metric_by_depth_figure_draws_one_line_per_curve():
+    curves = {"a": pd.Series([0.1, 0.2], index=pd.Index([1, 2], name="layer")),
+              "b": pd.Series([0.3, np.inf, 0.5], index=pd.Index([0, 1, 2], name="block"))}
+    figure = metric_by_depth_figure(curves, ylabel="accuracy", title="t")
+    axes = figure.axes[0]
+    assert len(axes.lines) == 2 and axes.get_xlabel() == "layer / block"
+    assert np.isnan(axes.lines[1].get_ydata()[1])
+
+
+def test_cluster_sizes_by_depth_figure_leaves_out_small_clusters():
+    figure = cluster_sizes_by_depth_figure({0: np.array([1, 2, 2, 4]), 1: np.array([1, 1, 3])}, "t")
+    mean_line = figure.axes[0].lines[0]
+    assert mean_line.get_xdata().tolist() == [0, 1]
+    np.testing.assert_allclose(mean_line.get_ydata(), [8 / 3, 3])
+    empty = cluster_sizes_by_depth_figure({0: np.array([1, 1])}, "t")
+    assert empty.axes[0].texts[0].get_text() == "no clusters to show"
+
+
+def test_digits_are_decoded_once_into_the_store():
+    settings = resolve({"profile": "smoke"})
+    data = images.image_data(settings)
+    assert data.name == "digits" and data.label_names == tuple("0123456789")
+    assert data.train_images.shape == (1437, 8, 8, 1) and data.train_images.dtype == np.uint8
+    assert data.test_images.shape == (360, 8, 8, 1) and set(data.test_labels) == set(range(10))
+    assert images.image_data(settings).folder == data.folder
+
+
+def test_the_trained_cnn_is_keyed_by_exactly_its_knobs(capsys):
+    settings = resolve({"profile": "smoke", "image_train_samples": 64, "cnn_epochs": 1.0})
+    data = images.image_data(settings)
+    cnn = images.trained_cnn(settings, data)
+    key = json.loads((cnn.folder / "params.json").read_text())["params"]
+    assert key == {"images": data.folder.name, **settings.subset(images.CNN_KNOBS)}
+    assert 0 <= cnn.card["test_accuracy"] <= 1 and cnn.card["training_images"] == 64
+    capsys.readouterr()
+    assert images.trained_cnn(settings, data).folder == cnn.folder
+    assert "Training the CNN" not in capsys.readouterr().out
+    assert images.trained_cnn(settings.replace(seed=7), data).folder != cnn.folder
+
+
+def test_image_data_auto_means_digits_on_smoke_and_cifar10_elsewhere():
+    assert images.resolved_image_data(resolve({"profile": "smoke"})) == "digits"
+    assert images.resolved_image_data(resolve({"profile": "cpu"})) == "cifar10"
+    assert images.resolved_image_data(resolve({"profile": "cpu", "image_data": "digits"})) == "digits"
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("image_data", "mnist", "image_data='mnist': allowed values are 'auto', 'cifar10', 'digits'"),
+    ("cnn_depth", 0, "cnn_depth=0: out of range, allowed in [1, 16]"),
+    ("cnn_width", 2.5, "cnn_width=2.5: must be an integer in [1, 1024]"),
+    ("cnn_epochs", 0, "cnn_epochs=0: out of range, allowed (0.0, 1000.0]"),
+    ("cnn_lr", "fast", "cnn_lr='fast': must be a number in [0.0, 1.0]"),
+    ("cnn_batch", 0, "cnn_batch=0: out of range, allowed in [1, 65536]"),
+    ("image_train_samples", 0, "image_train_samples=0: out of range, allowed >= 1"),
+    ("head_epochs", -1, "head_epochs=-1: out of range, allowed (0.0, 1000.0]"),
+    ("feature_grid", 9, "feature_grid=9: out of range, allowed in [1, 8]"),
+    ("filter_threshold", 1.5, "filter_threshold=1.5: out of range, allowed (0.0, 1.0]"),
+])
+def test_bad_image_knobs_stop_with_a_message_naming_them(name, value, message):
+    with pytest.raises(ParameterError) as error:
+        resolve({"profile": "smoke", name: value})
+    assert str(error.value) == message
+
+
+def test_every_profile_sets_every_image_knob():
+    for profile in ("smoke", "cpu", "gpu", "paper"):
+        settings = resolve({"profile": profile})
+        assert all(name in settings.values for name in images.CHAPTER_KNOBS)
