@@ -77,36 +77,44 @@ def new_probe_heads(config, blocks: int, seed: int) -> torch.nn.ModuleList:
     return heads
 
 
-def train_probe_heads(heads: torch.nn.ModuleList, train: BlockFeatures, epochs: float,
-                      learning_rate: float, batch_size: int, seed: int, device: str = "cpu",
-                      progress: bool = True) -> list[float]:
-    """Train head b on block b's cached features, all blocks in one loop (AdamW, linear decay).
+def train_heads_jointly(heads: torch.nn.ModuleList, features, labels: torch.Tensor, epochs: float,
+                        learning_rate: float, batch_size: int, seed: int, device: str = "cpu",
+                        bf16: bool = True, progress: bool = False) -> list[float]:
+    """Train head k on features[k] (cached, [N, d_k] each), all heads in one loop: AdamW with
+    weight decay 0.01, linear decay to 0, the same seeded batches for every head.
 
     Returns the mean training loss (nats) of each head over the last epoch's worth of steps.
+    Used for the probe heads here and the per-layer output layers of chapter 7.
     """
     from tqdm.auto import tqdm
 
     generator = torch.Generator().manual_seed(seed)
-    steps = max(1, math.ceil(epochs * len(train.labels) / batch_size))
+    steps = max(1, math.ceil(epochs * len(labels) / batch_size))
     optimizer = torch.optim.AdamW(heads.parameters(), lr=learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
     recent = []
     heads.to(device).train()
-    for _ in tqdm(range(steps), desc="probe heads", disable=not progress, mininterval=5):
-        picked = torch.randint(len(train.labels), (batch_size,), generator=generator)
-        target = train.labels[picked].to(device)
-        features = train.features[:, picked].to(device)
-        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16):
-            losses = [F.cross_entropy(head(features[b]).float(), target)
-                      for b, head in enumerate(heads)]
+    for _ in tqdm(range(steps), desc="heads", disable=not progress, mininterval=5):
+        picked = torch.randint(len(labels), (batch_size,), generator=generator)
+        target = labels[picked].to(device)
+        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+            losses = [F.cross_entropy(head(features[k][picked].to(device)).float(), target)
+                      for k, head in enumerate(heads)]
         torch.stack(losses).sum().backward()
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         recent.append([float(loss.detach()) for loss in losses])
     heads.eval()
-    tail = recent[-max(1, len(recent) // max(1, math.ceil(epochs))):]
-    return np.mean(tail, axis=0).tolist()
+    return np.mean(recent[-max(1, steps // max(1, math.ceil(epochs))):], axis=0).tolist()
+
+
+def train_probe_heads(heads: torch.nn.ModuleList, train: BlockFeatures, epochs: float,
+                      learning_rate: float, batch_size: int, seed: int, device: str = "cpu",
+                      progress: bool = True) -> list[float]:
+    """Train probe head b on block b's cached features (bf16 autocast); loss per head (nats)."""
+    return train_heads_jointly(heads, train.features, train.labels, epochs, learning_rate,
+                               batch_size, seed, device, bf16=True, progress=progress)
 
 
 @dataclass

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import figures
-from .blocks import BlockCounts, load_block_counts
+from .blocks import BlockCounts, load_block_counts, train_heads_jointly
 from .clusters import cluster_signal_to_noise
 from .data import DataError, load_hub_split, load_mirror_split, mirror_root
 from .params import Settings
@@ -428,32 +428,6 @@ def new_heads(train_features: list[torch.Tensor], labels: int, seed: int) -> nn.
                          for f in train_features)
 
 
-def train_heads(heads: nn.ModuleList, features: list[torch.Tensor], labels: torch.Tensor,
-                epochs: float, seed: int) -> list[float]:
-    """Train head k on layer k's cached features, all layers in one loop (AdamW, linear decay).
-
-    Returns each head's mean training loss (nats) over the last epoch's worth of steps.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    steps = max(1, math.ceil(epochs * len(labels) / HEAD_BATCH))
-    optimizer = torch.optim.AdamW(heads.parameters(), lr=HEAD_LEARNING_RATE,
-                                  weight_decay=WEIGHT_DECAY)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
-    recent = []
-    heads.train()
-    for _ in range(steps):
-        picked = torch.randint(len(labels), (HEAD_BATCH,), generator=generator)
-        losses = [F.cross_entropy(head(f[picked]), labels[picked])
-                  for head, f in zip(heads, features)]
-        torch.stack(losses).sum().backward()
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        recent.append([float(loss.detach()) for loss in losses])
-    heads.eval()
-    return np.mean(recent[-max(1, steps // max(1, math.ceil(epochs))):], axis=0).tolist()
-
-
 def single_filter_fields(weight: torch.Tensor, standardised: torch.Tensor,
                          cells: int) -> torch.Tensor:
     """Output fields [filters, N, L] of a head whose weight [L, filters * cells] keeps only one
@@ -518,8 +492,8 @@ def build_layer_readout(folder: Path, settings: Settings, data: ImageData, cnn: 
     started = time.time()
     train_features = layer_features(model, images, grid, device)
     heads = new_heads(train_features, len(data.label_names), settings.seed)
-    losses = train_heads(heads, train_features, torch.from_numpy(labels), settings.head_epochs,
-                         settings.seed)
+    losses = train_heads_jointly(heads, train_features, torch.from_numpy(labels), settings.head_epochs,
+                                 HEAD_LEARNING_RATE, HEAD_BATCH, settings.seed, bf16=False)
     del train_features
     test_labels = torch.from_numpy(data.test_labels)
     layers = [read_layer(head, features, test_labels, len(data.label_names), grid * grid)
