@@ -47,7 +47,7 @@ from .clusters import cluster_signal_to_noise
 from .data import DataError, load_hub_split, load_mirror_split, mirror_root
 from .params import Settings
 from .pretrain import model_params, pretraining_data
-from .readout import PROBE_KNOBS, analysis_ws
+from .readout import analysis_ws, readout_params
 from .store import Store
 from .structure import Partition, partition, partitions_by_block, structure_table
 from .verdicts import Verdict, decide
@@ -722,8 +722,7 @@ def stored_block_counts(settings: Settings, store: Store) -> list[BlockCounts] |
         data = pretraining_data(settings, store)
     except DataError:
         return None
-    params = {"model": model_params(settings, data, analysis_ws(settings)),
-              **settings.subset(PROBE_KNOBS)}
+    params = readout_params(settings, model_params(settings, data, analysis_ws(settings)))
     folder = store.get("block-counts", params)
     return load_block_counts(folder, settings.protocol) if folder is not None else None
 

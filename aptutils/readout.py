@@ -38,6 +38,11 @@ def check_block(block: int, blocks: int) -> int:
     return block
 
 
+def readout_params(settings: Settings, model_key: dict) -> dict:
+    """Exactly what determines a model's probe heads and block counts: the model and the probe knobs."""
+    return {"model": model_key, **settings.subset(PROBE_KNOBS)}
+
+
 def readout_model(settings: Settings, ws: int, trained: bool, data: PretrainingData, store: Store):
     """(model, key): the pre-trained model of W_S, or the same architecture untrained (seeded)."""
     if trained:
@@ -51,7 +56,7 @@ def probe_heads(settings: Settings, model, model_key: dict, ws: int, data: Pretr
                 store: Store) -> torch.nn.ModuleList:
     """The probe heads of a model (one per block), trained on W_S features when missing."""
     blocks = model.config.num_hidden_layers + 1
-    params = {"model": model_key, **settings.subset(PROBE_KNOBS)}
+    params = readout_params(settings, model_key)
     device = resolved_device(settings)
 
     def build(folder):
@@ -86,7 +91,7 @@ def block_counts(settings: Settings, ws: int | None = None, trained: bool = True
     data = data or pretraining_data(settings, store)
     ws = ws or analysis_ws(settings)
     model, model_key = readout_model(settings, ws, trained, data, store)
-    params = {"model": model_key, **settings.subset(PROBE_KNOBS)}
+    params = readout_params(settings, model_key)
     folder = store.get("block-counts", params)
     if folder is None:
         device = resolved_device(settings)
