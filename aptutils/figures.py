@@ -122,7 +122,8 @@ def finetune_accuracy_figure(table: pd.DataFrame) -> plt.Figure:
     """
     tasks = list(dict.fromkeys(table["task"]))
     palette = _model_palette(list(dict.fromkeys(table["model"])))
-    figure, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    figure, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False,
+                                layout="constrained")
     for axis, task in zip(axes[0], tasks):
         rows = table[table["task"] == task]
         for (model, protocol), line in rows.groupby(["model", "protocol"], sort=False):
@@ -140,7 +141,8 @@ def finetune_ws_figure(table: pd.DataFrame, block: int) -> plt.Figure:
     """Test accuracy at one block against W_S (log axis), one panel per task; the untrained
     model as a horizontal line, one colour per protocol."""
     tasks = list(dict.fromkeys(table["task"]))
-    figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+    figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False,
+                                layout="constrained")
     at_block = table[table["block"] == block]
     for axis, task in zip(axes[0], tasks):
         for color, (protocol, rows) in zip(sns.color_palette(), at_block[at_block["task"] == task]
@@ -199,7 +201,7 @@ def confidence_correlation_figure(correlations: pd.DataFrame, bound: float) -> p
     protocol, one line per group; the band +-bound shaded."""
     panels = list(correlations.groupby(["task", "protocol"], sort=False))
     figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False,
-                                sharey=True)
+                                sharey=True, layout="constrained")
     colors = {"all": "black", "correct": "C2", "wrong": "C3"}
     for axis, ((task, protocol), rows) in zip(axes[0], panels):
         axis.axhspan(-bound, bound, color="C0", alpha=0.12, label=f"|ρ| ≤ {bound:g}")

@@ -76,30 +76,32 @@ def c12_protocol(settings: Settings) -> str:
 
 
 def c12_verdict(results: list[FinetuneResult], settings: Settings) -> Verdict:
-    """C12: at the last block, the largest W_S beats the untrained model and the smallest W_S,
-    for every task, decided by paired bootstrap CIs of the accuracy gains."""
+    """C12 at the last block, for every task, by paired bootstrap CIs of accuracy differences:
+    the largest W_S beats the untrained model and the smallest W_S, and no step along the W_S
+    series loses accuracy (no step's CI lies below 0)."""
     protocol, last = c12_protocol(settings), settings.num_layers
-    largest, smallest = max(settings.ws_list), min(settings.ws_list)
-    figures, intervals, wins = [], [], []
+    figures, beats, steps, holds = [], [], [], []
     for name in TASKS:
         untrained = find_result(results, name, protocol, analysis_ws(settings), pretrained=False)
         series = [find_result(results, name, protocol, ws) for ws in settings.ws_list]
-        at_last = {r.spec.label: r.correct[r.at(last)] for r in [untrained, *series]}
+        correct = {r.spec.label: r.correct[r.at(last)] for r in [untrained, *series]}
         figures.append(f"{TASK_TITLES[name]}: " + ", ".join(f"{label} {c.mean():.3f}"
-                                                          for label, c in at_last.items()))
-        best = at_last[series[-1].spec.label]
-        comparisons = [(untrained.spec.label, at_last[untrained.spec.label])]
-        if largest != smallest:
-            comparisons.append((series[0].spec.label, at_last[series[0].spec.label]))
-        for label, other in comparisons:
-            _, low, high = paired_gain_ci(best, other, seed=settings.seed)
-            intervals.append(f"{TASK_TITLES[name]} vs {label} {_interval(low, high)}")
-            wins.append(low > 0)
-    scope = "" if largest != smallest else " (one W_S only: the W_S part is not measured)"
+                                                          for label, c in correct.items()))
+        labels = [r.spec.label for r in series]
+        for other in [untrained.spec.label] + labels[:1] * (len(labels) > 1):
+            _, low, high = paired_gain_ci(correct[labels[-1]], correct[other], seed=settings.seed)
+            beats.append(f"{TASK_TITLES[name]} vs {other} {_interval(low, high)}")
+            holds.append(low > 0)
+        for smaller, larger in zip(labels, labels[1:]):
+            _, low, high = paired_gain_ci(correct[larger], correct[smaller], seed=settings.seed)
+            steps.append(f"{TASK_TITLES[name]} {smaller} to {larger} {_interval(low, high)}")
+            holds.append(high > 0)
     return Verdict("C12", f"block {last}, {PROTOCOL_NAMES[protocol]}: {'; '.join(figures)}",
-                   f"paired bootstrap {CONFIDENCE:.0%} CIs of acc(W_S={largest:,}) minus the "
-                   f"other model's accuracy at block {last}: {'; '.join(intervals)}; holds if "
-                   f"every CI lies above 0{scope}", decide(all(wins)))
+                   f"paired bootstrap {CONFIDENCE:.0%} CIs at block {last} of acc(W_S="
+                   f"{settings.ws_list[-1]:,}) minus another model's: {'; '.join(beats)}; of each "
+                   f"step along the W_S series: {'; '.join(steps) or 'one W_S only, not measured'}; "
+                   f"holds if the first CIs lie above 0 and no step's CI lies below 0",
+                   decide(all(holds)))
 
 
 def accuracy_sentence(table: pd.DataFrame, settings: Settings) -> str:

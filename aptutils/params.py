@@ -75,6 +75,8 @@ def _choice(*allowed: Any, free_text: str | None = None):
 
 def _integer_list(low: int):
     def parse(name: str, value: Any) -> tuple[int, ...]:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]  # papermill reads "-p ws_list 4000" as an integer
         items = value.replace(",", " ").split() if isinstance(value, str) else value
         try:
             numbers = tuple(int(item) for item in items)

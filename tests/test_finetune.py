@@ -129,3 +129,30 @@ def test_full_fine_tuning_blocks_beyond_the_model_are_refused():
     assert full_blocks(resolve({"finetune_full_blocks": "0,6"})) == (0, 6)
     with pytest.raises(ParameterError, match=r"finetune_full_blocks=0,9: blocks run 0\.\.6 \(num_layers=6\)"):
         full_blocks(resolve({"finetune_full_blocks": "0,9"}))
+
+
+def series_results(accuracy_by_model: dict[tuple[int, bool], float]) -> list[FinetuneResult]:
+    """Frozen results at blocks 0 and 2 (smoke depth) of 100 test samples for both tasks, the
+    first `accuracy * 100` samples right at block 2 and none at block 0."""
+    results = []
+    for name in ("few_rel", "dbpedia_14"):
+        task = SimpleNamespace(name=name, title=name, label_names=["a", "b"])
+        for (ws, pretrained), accuracy in accuracy_by_model.items():
+            predicted = np.ones((2, 100), int)
+            predicted[1, : round(accuracy * 100)] = 0
+            results.append(FinetuneResult(task, ModelSpec(ws, pretrained), "frozen", (0, 2),
+                                          np.ones((2, 100)), predicted, np.zeros(100, int),
+                                          np.zeros((2, 2, 2), int)))
+    return results
+
+
+def test_c8_and_c12_verdicts_on_hand_made_accuracies():
+    from aptutils.finetune_report import c8_verdict, c12_verdict
+
+    settings = resolve({"profile": "smoke"})  # ws_list 64, 128; 2 blocks
+    rising = series_results({(64, True): 0.6, (128, True): 0.9, (128, False): 0.3})
+    assert c8_verdict(rising, settings).verdict == "holds"
+    assert c12_verdict(rising, settings).verdict == "holds"
+    assert "W_S=64 0.600, W_S=128 0.900" in c12_verdict(rising, settings).this_run
+    falling_step = series_results({(64, True): 0.9, (128, True): 0.6, (128, False): 0.3})
+    assert c12_verdict(falling_step, settings).verdict == "does not hold"

@@ -44,6 +44,7 @@ def test_configure_ignores_modules_and_ipython_names():
 def test_ws_list_accepts_text_and_lists():
     assert resolve({"ws_list": "100, 200 400"}).ws_list == (100, 200, 400)
     assert resolve({"ws_list": [100, 200]}).ws_list == (100, 200)
+    assert resolve({"ws_list": 4000}).ws_list == (4000,)
 
 
 def test_mirror_without_data_root_says_how_to_set_it(monkeypatch):
