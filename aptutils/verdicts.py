@@ -4,6 +4,7 @@ Every chapter ends with `verdict_table`; the intro gathers all verdicts. Used by
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -98,7 +99,9 @@ class VerdictReport:
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         table = self.table
         records = [{"claim": claim, **row} for claim, row in table.to_dict(orient="index").items()]
-        return {"text/html": table.to_html(), "text/plain": table.to_string(), VERDICTS_MIME: records}
+        # the records travel as a JSON string, so nbval's sanitize rules reach their numbers
+        return {"text/html": table.to_html(), "text/plain": table.to_string(),
+                VERDICTS_MIME: json.dumps(records, ensure_ascii=False)}
 
 
 def report(verdicts: list[Verdict]) -> VerdictReport:
@@ -113,7 +116,7 @@ def gather_verdicts(notebooks: dict[str, dict]) -> pd.DataFrame:
     for chapter, notebook in notebooks.items():
         for cell in notebook.get("cells", []):
             for output in cell.get("outputs", []):
-                for record in output.get("data", {}).get(VERDICTS_MIME, []):
+                for record in json.loads(output.get("data", {}).get(VERDICTS_MIME, "[]")):
                     found[record["claim"]] = {"chapter": chapter, **record}
     rows = [found.get(claim, {"claim": claim, "chapter": "", "claim text": CLAIMS[claim],
                               "this run": "", "verdict": "not measured"})
