@@ -46,7 +46,7 @@ from .blocks import BlockCounts, load_block_counts, train_heads_jointly
 from .clusters import cluster_signal_to_noise
 from .data import DataError, load_hub_split, load_mirror_split, mirror_root
 from .params import Settings
-from .pretrain import model_params, pretraining_data
+from .pretrain import model_params, pretraining_data, resolved_device
 from .readout import analysis_ws, readout_params
 from .store import Store
 from .structure import Partition, partition, partitions_by_block, structure_table
@@ -78,11 +78,6 @@ EVAL_BATCH = 500
 def knob_table(settings: Settings) -> pd.DataFrame:
     """The values of the knobs this chapter reads, as a one-column table."""
     return settings.table().loc[list(CHAPTER_KNOBS)]
-
-
-def compute_device() -> str:
-    """CUDA where present, else the CPU (bf16 autocast trains the CNN 1.5-2x faster there)."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -347,7 +342,7 @@ def build_cnn(folder: Path, settings: Settings, data: ImageData) -> None:
     """Train the CNN of these settings and save weights and card into `folder`."""
     images, labels = training_images(data, settings.image_train_samples, settings.seed)
     model = new_cnn(settings, data, images)
-    device = compute_device()
+    device = resolved_device(settings)
     log = train_cnn(model, images, labels, settings.cnn_epochs, settings.cnn_lr, settings.cnn_batch,
                     settings.seed, device)
     accuracy = float((predict(model, data.test_images, device) == data.test_labels).mean())
@@ -487,7 +482,7 @@ READOUT_ARRAYS = ("fields", "activity", "filter_accuracy")
 
 def build_layer_readout(folder: Path, settings: Settings, data: ImageData, cnn: TrainedCNN) -> None:
     """Cache every layer's features in one pass, train all heads, read every layer on the test set."""
-    model, device, grid = cnn.load(), compute_device(), settings.feature_grid
+    model, device, grid = cnn.load(), resolved_device(settings), settings.feature_grid
     images, labels = training_images(data, settings.image_train_samples, settings.seed)
     started = time.time()
     train_features = layer_features(model, images, grid, device)

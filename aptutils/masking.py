@@ -68,11 +68,3 @@ class MLMCollator:
                                         self.mask_prob)
         return {"input_ids": inputs, "attention_mask": (ids != self.pad_id).long(), "labels": labels}
 
-
-def kind_shares(kinds: np.ndarray, special_mask: np.ndarray) -> dict[str, float]:
-    """Share of selected among eligible positions, and of each kind among the selected."""
-    selected = kinds > 0
-    shares = {"selected": float(selected.sum() / max((~special_mask).sum(), 1))}
-    for code, name in KIND_NAMES.items():
-        shares[name] = float((kinds == code).sum() / max(selected.sum(), 1))
-    return shares
