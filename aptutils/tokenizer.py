@@ -24,6 +24,7 @@ def train_wordpiece(texts: list[str], vocab_size: int, folder: Path) -> None:
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                         show_progress=False)
     tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.model = models.WordPiece(sorted_vocab(tokenizer.get_vocab()), unk_token="[UNK]")
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
@@ -32,10 +33,23 @@ def train_wordpiece(texts: list[str], vocab_size: int, folder: Path) -> None:
     BertTokenizerFast(tokenizer_object=tokenizer, do_lower_case=True).save_pretrained(folder)
 
 
+def sorted_vocab(vocab: dict[str, int]) -> dict[str, int]:
+    """The same tokens with canonical ids: the special tokens first, then the rest sorted.
+
+    The trainer numbers tokens in the order of its hash sets and breaks ties between equally
+    frequent merges at random, so two trainings on one corpus give different ids, and models
+    initialised from one seed then differ. WordPiece segments by longest match, so the ids do not
+    change how text is split.
+    """
+    rest = sorted(set(vocab) - set(SPECIAL_TOKENS))
+    return {token: i for i, token in enumerate(SPECIAL_TOKENS + rest)}
+
+
 def tokenizer_params(settings: Settings, corpus: Corpus) -> dict:
     """What determines the tokenizer: a trained one depends on the corpus and vocabulary size."""
     if settings.tokenizer == "wordpiece":
-        return {"kind": "wordpiece", "corpus": corpus.fingerprint, "vocab_size": settings.vocab_size}
+        return {"kind": "wordpiece", "corpus": corpus.fingerprint, "vocab_size": settings.vocab_size,
+                "ids": "sorted"}
     return {"kind": "pretrained", "name": settings.tokenizer}
 
 
