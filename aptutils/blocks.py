@@ -65,8 +65,14 @@ def masked_training_rows(rows: np.ndarray, tokenizer, mask_prob: float, seed: in
                        mask_prob, seed=seed)
 
 
-def new_probe_heads(config, blocks: int, seed: int) -> torch.nn.ModuleList:
-    """One fresh, untied BERT MLM head per block (transform + decoder), seeded."""
+def new_probe_heads(config, blocks: int, seed: int,
+                    embeddings: torch.Tensor | None = None) -> torch.nn.ModuleList:
+    """One fresh BERT MLM head per block (transform + decoder), seeded.
+
+    embeddings: the model's input embeddings [V, hidden]. Given, every decoder's weight is this
+    one frozen matrix, as `BertForMaskedLM` ties its head to the embeddings, and a head trains its
+    transform and output bias only. None: the decoders are fresh and trained too.
+    """
     torch.manual_seed(seed)
     heads = torch.nn.ModuleList(BertOnlyMLMHead(config) for _ in range(blocks))
     for head in heads:
@@ -74,7 +80,26 @@ def new_probe_heads(config, blocks: int, seed: int) -> torch.nn.ModuleList:
             if isinstance(module, torch.nn.Linear):
                 torch.nn.init.normal_(module.weight, std=config.initializer_range)
                 torch.nn.init.zeros_(module.bias)
+    if embeddings is not None:
+        shared = torch.nn.Parameter(embeddings.detach().clone(), requires_grad=False)
+        for head in heads:
+            head.predictions.decoder.weight = shared
     return heads
+
+
+def trained_state(heads: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters training changed (a tied probe's frozen embeddings left out)."""
+    frozen = {name for name, p in heads.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    return {name: value for name, value in heads.state_dict().items() if name not in frozen}
+
+
+def load_trained_state(heads: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load what `trained_state` saved; every other parameter must be a frozen one."""
+    missing, unexpected = heads.load_state_dict(state, strict=False)
+    frozen = {name for name, p in heads.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    if unexpected or set(missing) - frozen:
+        raise ValueError(f"saved heads do not match: missing {sorted(set(missing) - frozen)}, "
+                         f"unexpected {sorted(unexpected)}")
 
 
 def train_heads_jointly(heads: torch.nn.ModuleList, features, labels: torch.Tensor, epochs: float,
@@ -90,7 +115,8 @@ def train_heads_jointly(heads: torch.nn.ModuleList, features, labels: torch.Tens
 
     generator = torch.Generator().manual_seed(seed)
     steps = max(1, math.ceil(epochs * len(labels) / batch_size))
-    optimizer = torch.optim.AdamW(heads.parameters(), lr=learning_rate, weight_decay=0.01)
+    trained = [p for p in heads.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
     recent = []
     heads.to(device).train()

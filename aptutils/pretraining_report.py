@@ -113,7 +113,8 @@ def paper_vs_run_table(settings: Settings, tokenizer) -> pd.DataFrame:
         "tokenizer": "tokenizer", "vocab_size": "vocabulary", "hidden_size": "width",
         "num_layers": "blocks", "num_heads": "heads", "seq_len": "sequence length",
         "sample_mode": "samples per article", "ws_list": "W_S (samples)",
-        "batch_size": "batch", "learning_rate": "learning rate", "weight_decay": "weight decay",
+        "dropout": "dropout", "batch_size": "batch", "learning_rate": "learning rate",
+        "warmup_ratio": "warm-up share of steps", "weight_decay": "weight decay",
         "epochs": "epochs", "precision": "precision",
     }
     rows = []

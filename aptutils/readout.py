@@ -13,13 +13,14 @@ import pandas as pd
 import torch
 
 from .blocks import (PROTOCOLS, BlockCounts, block_features, count_all_blocks, load_block_counts,
-                     masked_training_rows, new_probe_heads, save_block_counts, train_probe_heads)
+                     load_trained_state, masked_training_rows, new_probe_heads, save_block_counts,
+                     train_probe_heads, trained_state)
 from .model import new_model
 from .params import ParameterError, Settings
 from .pretrain import PretrainingData, model_params, pretrained_model, pretraining_data, resolved_device
 from .store import Store
 
-PROBE_KNOBS = ("probe_samples", "probe_epochs", "probe_lr", "probe_batch")
+PROBE_KNOBS = ("probe_samples", "probe_epochs", "probe_lr", "probe_batch", "probe_decoder")
 
 
 def analysis_ws(settings: Settings) -> int:
@@ -58,25 +59,29 @@ def probe_heads(settings: Settings, model, model_key: dict, ws: int, data: Pretr
     blocks = model.config.num_hidden_layers + 1
     params = readout_params(settings, model_key)
     device = resolved_device(settings)
+    tied = model.bert.embeddings.word_embeddings.weight if settings.probe_decoder == "tied" else None
+
+    def new_heads() -> torch.nn.ModuleList:
+        return new_probe_heads(model.config, blocks, settings.seed, embeddings=tied)
 
     def build(folder):
         rows = data.samples.train_slice(min(settings.probe_samples, ws))
         inputs, labels, kinds = masked_training_rows(rows, data.tokenizer, settings.mask_prob,
                                                      settings.seed + 2)
         features = block_features(model, inputs, labels, kinds, device=device)
-        heads = new_probe_heads(model.config, blocks, settings.seed)
+        heads = new_heads()
         print(f"Training {blocks} probe heads on {len(features.labels):,} modified positions of "
               f"W_S ({settings.probe_epochs:g} epochs)", flush=True)
         losses = train_probe_heads(heads, features, settings.probe_epochs, settings.probe_lr,
                                    settings.probe_batch, settings.seed, device,
                                    progress=sys.stderr.isatty())
-        torch.save(heads.state_dict(), folder / "heads.pt")
+        torch.save(trained_state(heads), folder / "heads.pt")
         (folder / "training.json").write_text(json.dumps(
             {"positions": len(features.labels), "final_loss_by_block": losses}))
 
     folder = store.get_or_build("probes", params, build)
-    heads = new_probe_heads(model.config, blocks, settings.seed)
-    heads.load_state_dict(torch.load(folder / "heads.pt"))
+    heads = new_heads()
+    load_trained_state(heads, torch.load(folder / "heads.pt"))
     return heads.eval()
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from aptutils.blocks import (BlockFeatures, block_features, count_all_blocks, load_block_counts,
-                             new_probe_heads, save_block_counts, train_probe_heads)
+                             load_trained_state, new_probe_heads, save_block_counts,
+                             train_probe_heads, trained_state)
 from aptutils.masking import mask_tokens
 from aptutils.model import new_model
 from aptutils.params import ParameterError, resolve
@@ -105,3 +106,39 @@ def test_counts_survive_the_store_round_trip(tiny, tmp_path):
 def test_block_index_out_of_range_names_the_allowed_blocks():
     with pytest.raises(ParameterError, match=r"block=7: out of range, allowed 0..6"):
         check_block(7, 7)
+
+
+def test_tied_probe_heads_share_the_frozen_embeddings_and_train_the_rest(tiny, tmp_path):
+    model, ids, inputs, labels, kinds = tiny
+    embeddings = model.bert.embeddings.word_embeddings.weight
+    heads = new_probe_heads(model.config, 3, seed=0, embeddings=embeddings)
+    before = {name: p.detach().clone() for name, p in heads.named_parameters()}
+    train_probe_heads(heads, block_features(model, inputs, labels, kinds), epochs=2,
+                      learning_rate=1e-2, batch_size=8, seed=0, progress=False)
+    for head in heads:
+        torch.testing.assert_close(head.predictions.decoder.weight, embeddings.detach())
+        assert not head.predictions.decoder.weight.requires_grad
+    changed = {name for name, p in heads.named_parameters() if not torch.equal(p, before[name])}
+    assert "0.predictions.transform.dense.weight" in changed
+    assert "0.predictions.decoder.bias" in changed
+    assert not any(name.endswith("decoder.weight") for name in changed)
+
+    saved = trained_state(heads)
+    assert not any(name.endswith("decoder.weight") for name in saved)
+    fresh = new_probe_heads(model.config, 3, seed=1, embeddings=embeddings)
+    load_trained_state(fresh, saved)
+    features = block_features(model, inputs, labels, kinds).features[2, :4]
+    with torch.no_grad():
+        torch.testing.assert_close(fresh[2](features.float()), heads[2](features.float()))
+    with pytest.raises(ValueError, match="missing"):
+        load_trained_state(new_probe_heads(model.config, 3, seed=0), saved)
+
+
+def test_untied_probe_heads_train_their_own_output_weights(tiny):
+    model, ids, inputs, labels, kinds = tiny
+    heads = new_probe_heads(model.config, 3, seed=0)
+    before = heads[0].predictions.decoder.weight.detach().clone()
+    train_probe_heads(heads, block_features(model, inputs, labels, kinds), epochs=2,
+                      learning_rate=1e-2, batch_size=8, seed=0, progress=False)
+    assert not torch.equal(heads[0].predictions.decoder.weight, before)
+    assert set(trained_state(heads)) == set(heads.state_dict())
