@@ -239,10 +239,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     "gpu": {**_PAPER, "tokenizer": "wordpiece", "sample_mode": "chunks",
             "ws_list": (4_000, 8_000, 16_000), "test_samples": 1_000, "batch_size": 64,
             "learning_rate": 5e-4, "epochs": 40.0, "warmup_ratio": 0.05, "eval_every": 1_000},
-    # cpu: the widest BERT-6 whose W_S series pre-trains in <= 15 min on 2 cores. Dropout 0 (the
-    # model underfits; dropout also costs a third of the step time on this CPU). Held-out accuracy
-    # at W_S 16,000: 13.3% after 3.5 epochs, 14.6% after 5 (the series: 43 + 160 + 674 s), 15.0%
-    # after 5.5 (a series over 15 min).
+    # cpu: the widest BERT-6 whose W_S series pre-trains in <= 15 min on 2 cores. Dropout 0: at
+    # this budget the model underfits. Held-out accuracy at W_S 16,000 without dropout: 13.3%
+    # after 3.5 epochs, 14.6% after 5 (the series: 43 + 160 + 674 s), 15.0% after 5.5 (a series
+    # over 15 min).
     "cpu": {**_PAPER, "tokenizer": "wordpiece", "vocab_size": 8_192, "sample_mode": "chunks",
             "ws_list": (1_000, 4_000, 16_000), "test_samples": 1_000, "hidden_size": 128,
             "num_heads": 2, "ffn_size": None, "dropout": 0.0, "batch_size": 32,
