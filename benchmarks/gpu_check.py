@@ -25,7 +25,7 @@ from aptutils.readout import block_counts
 
 # A reduced gpu profile: a few minutes on one H100.
 CHECK = {"profile": "gpu", "ws_list": "2000,8000", "epochs": 4.0, "eval_every": 200,
-         "probe_samples": 4_000, "few_rel_labels": 16, "finetune_full_blocks": "0,6",
+         "probe_samples": 4_000, "few_rel_labels": 8, "finetune_full_blocks": "0,6",
          "finetune_epochs": 2.0, "finetune_lr": 1e-4}
 
 
@@ -50,9 +50,11 @@ def main() -> None:
     parser.add_argument("--out", default="gpu_check.json")
     parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     args = parser.parse_args()
-    settings = resolve(CHECK | {name: parse_value(value) for name, value in args.p})
+    chosen = CHECK | {name: parse_value(value) for name, value in args.p}
+    settings = resolve(chosen)
     record = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-              "torch": torch.__version__, "settings": {k: str(v) for k, v in CHECK.items()}}
+              "torch": torch.__version__,
+              "settings": {name: str(settings.values[name]) for name in chosen}}
 
     data = stage(record, "data", lambda: (pretraining_data(settings), {}))
     stage(record, "pretrain", lambda: _pretrain(settings))
