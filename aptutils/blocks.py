@@ -87,16 +87,21 @@ def new_probe_heads(config, blocks: int, seed: int,
     return heads
 
 
+def _frozen_names(heads: torch.nn.Module) -> set[str]:
+    """Every name of every frozen parameter, shared ones under each of their names."""
+    return {name for name, p in heads.named_parameters(remove_duplicate=False) if not p.requires_grad}
+
+
 def trained_state(heads: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The parameters training changed (a tied probe's frozen embeddings left out)."""
-    frozen = {name for name, p in heads.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    frozen = _frozen_names(heads)
     return {name: value for name, value in heads.state_dict().items() if name not in frozen}
 
 
 def load_trained_state(heads: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load what `trained_state` saved; every other parameter must be a frozen one."""
     missing, unexpected = heads.load_state_dict(state, strict=False)
-    frozen = {name for name, p in heads.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    frozen = _frozen_names(heads)
     if unexpected or set(missing) - frozen:
         raise ValueError(f"saved heads do not match: missing {sorted(set(missing) - frozen)}, "
                          f"unexpected {sorted(unexpected)}")

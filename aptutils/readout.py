@@ -31,14 +31,6 @@ def analysis_ws(settings: Settings) -> int:
     return ws
 
 
-def check_block(block: int, blocks: int) -> int:
-    """A block index in 0..blocks-1 (0 is the embedding output), else a ParameterError."""
-    if not 0 <= block < blocks:
-        raise ParameterError(f"block={block}: out of range, allowed 0..{blocks - 1} "
-                             f"(0 = embeddings, {blocks - 1} = last transformer block)")
-    return block
-
-
 def readout_params(settings: Settings, model_key: dict) -> dict:
     """Exactly what determines a model's probe heads and block counts: the model and the probe knobs."""
     return {"model": model_key, **settings.subset(PROBE_KNOBS)}

@@ -8,8 +8,7 @@ from aptutils.blocks import (BlockFeatures, block_features, count_all_blocks, lo
                              train_probe_heads, trained_state)
 from aptutils.masking import mask_tokens
 from aptutils.model import new_model
-from aptutils.params import ParameterError, resolve
-from aptutils.readout import check_block
+from aptutils.params import resolve
 
 VOCAB = 40
 
@@ -103,12 +102,7 @@ def test_counts_survive_the_store_round_trip(tiny, tmp_path):
         assert (saved.counts.correct == back.counts.correct).all()
 
 
-def test_block_index_out_of_range_names_the_allowed_blocks():
-    with pytest.raises(ParameterError, match=r"block=7: out of range, allowed 0..6"):
-        check_block(7, 7)
-
-
-def test_tied_probe_heads_share_the_frozen_embeddings_and_train_the_rest(tiny, tmp_path):
+def test_tied_probe_heads_share_the_frozen_embeddings_and_train_the_rest(tiny):
     model, ids, inputs, labels, kinds = tiny
     embeddings = model.bert.embeddings.word_embeddings.weight
     heads = new_probe_heads(model.config, 3, seed=0, embeddings=embeddings)
