@@ -2,7 +2,8 @@
 
 Chapters import it and call it; all logic lives here, unit-tested in tests/.
 """
-from .params import ParameterError, Settings, configure, resolve
-from .store import Store
+from .core.errors import DataError, ParameterError
+from .core.params import Settings, configure, resolve
+from .core.store import Store
 
-__all__ = ["ParameterError", "Settings", "Store", "configure", "resolve"]
+__all__ = ["DataError", "ParameterError", "Settings", "Store", "configure", "resolve"]

@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from .data import DataError
-from .params import DEFAULT_PROFILE, PROFILE_NAMES, ParameterError, resolve
+from .core.errors import DataError, ParameterError
+from .core.params import DEFAULT_PROFILE, PROFILE_NAMES, resolve
 
 
 def parse_value(text: str):
@@ -58,7 +58,13 @@ def chosen_parameters(args) -> dict:
 
 
 def build_book(args) -> int:
-    from .notebooks import BOOK_DIR, VERDICTS_PAGE, chapter_sources, execute_chapter, verdicts_page
+    from .notebooks import (
+        BOOK_DIR,
+        VERDICTS_PAGE,
+        chapter_sources,
+        execute_chapter,
+        verdicts_page,
+    )
 
     chosen = chosen_parameters(args)
     sources = [s for s in chapter_sources() if not args.chapters or s.name[:2] in args.chapters]
@@ -72,14 +78,14 @@ def build_book(args) -> int:
 
 
 def render(args) -> int:
-    from .store import REPO_ROOT
+    from .core.store import REPO_ROOT
 
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     return subprocess.call([str(jupyter_book), "build", str(REPO_ROOT), "--all", "-W", "--keep-going"])
 
 
 def pretrain(args) -> int:
-    from .pretrain import pretrain_series
+    from .training.pretrain import pretrain_series
 
     for ws, model in pretrain_series(resolve(chosen_parameters(args))).items():
         print(f"W_S={ws}: {model.folder}")
@@ -87,7 +93,8 @@ def pretrain(args) -> int:
 
 
 def sync_parameters(args) -> int:
-    from .notebooks import chapter_sources, sync_parameters as sync
+    from .notebooks import chapter_sources
+    from .notebooks import sync_parameters as sync
 
     for source in chapter_sources():
         print(f"{source.name}: {'rewritten' if sync(source) else 'in sync'}")

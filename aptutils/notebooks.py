@@ -1,4 +1,4 @@
-"""Chapter notebooks: their `parameters` cells (generated from `params.KNOBS`) and their execution.
+"""Chapter notebooks: their `parameters` cells (generated from `core.params.KNOBS`) and their execution.
 
 `python -m aptutils sync-parameters` rewrites every chapter's parameters cell from the knobs, so
 the notebooks never repeat a default; tests check that the cells are in sync.
@@ -11,8 +11,8 @@ from typing import Any
 
 import nbformat
 
-from .params import DEFAULT_PROFILE, KNOBS
-from .store import REPO_ROOT
+from .core.params import DEFAULT_PROFILE, KNOBS
+from .core.store import REPO_ROOT
 
 CHAPTER_DIR = REPO_ROOT / "chapters"
 BOOK_DIR = REPO_ROOT / "book"
@@ -68,7 +68,7 @@ VERDICTS_PAGE = BOOK_DIR / "verdicts.md"
 
 def verdicts_page(book_dir: Path = BOOK_DIR) -> str:
     """The Markdown of the book's verdict page, gathered from the executed chapters in book/."""
-    from .verdicts import gather_verdicts
+    from .core.verdicts import gather_verdicts
 
     notebooks = {path.stem: json.loads(path.read_text()) for path in sorted(book_dir.glob("[0-9][0-9]_*.ipynb"))}
     table = gather_verdicts(notebooks)

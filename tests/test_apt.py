@@ -5,9 +5,16 @@ import pandas as pd
 import pytest
 from scipy.stats import bootstrap, spearmanr
 
-from aptutils.apt import (apt50_min_occurrences, apt50_most_frequent, apt_table, binned_means,
-                          frequency_groups, rise_by_frequency, spearman_ci)
-from aptutils.evaluation import TokenCounts
+from aptutils.analysis.apt import (
+    apt50_min_occurrences,
+    apt50_most_frequent,
+    apt_table,
+    binned_means,
+    frequency_groups,
+    rise_by_frequency,
+    spearman_ci,
+)
+from aptutils.core.counts import TokenCounts
 
 NAN = np.nan
 

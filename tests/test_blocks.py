@@ -3,12 +3,21 @@ import numpy as np
 import pytest
 import torch
 
-from aptutils.blocks import (BlockFeatures, block_features, count_all_blocks, load_block_counts,
-                             load_trained_state, new_probe_heads, save_block_counts,
-                             train_probe_heads, trained_state)
-from aptutils.masking import mask_tokens
-from aptutils.model import new_model
-from aptutils.params import resolve
+from aptutils.core.params import resolve
+from aptutils.data.masking import mask_tokens
+from aptutils.models.bert import new_model
+from aptutils.readout.counting import (
+    count_all_blocks,
+    load_block_counts,
+    save_block_counts,
+)
+from aptutils.readout.features import BlockFeatures, block_features
+from aptutils.readout.probes import (
+    load_trained_state,
+    new_probe_heads,
+    train_probe_heads,
+    trained_state,
+)
 
 VOCAB = 40
 
@@ -79,7 +88,7 @@ def readable_and_noise_blocks(positions: int, seed: int) -> BlockFeatures:
 
 
 def test_probe_heads_learn_a_readable_block():
-    from aptutils.model import bert_config
+    from aptutils.models.bert import bert_config
 
     settings = resolve({"profile": "smoke", "hidden_size": 64, "num_heads": 2})
     heads = new_probe_heads(bert_config(settings, VOCAB, 0), 2, seed=0)

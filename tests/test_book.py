@@ -3,8 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from aptutils.core.store import REPO_ROOT
 from aptutils.notebooks import BOOK_DIR, chapter_sources
-from aptutils.store import REPO_ROOT
 
 
 def test_every_chapter_has_an_executed_copy_in_the_toc():

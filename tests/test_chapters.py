@@ -4,8 +4,14 @@ import json
 import nbformat
 import pytest
 
-from aptutils.notebooks import CHAPTER_GROUPS, chapter_sources, execute_chapter, parameters_cell, parameters_source
-from aptutils.verdicts import VERDICTS, gather_verdicts
+from aptutils.core.verdicts import VERDICTS, gather_verdicts
+from aptutils.notebooks import (
+    CHAPTER_GROUPS,
+    chapter_sources,
+    execute_chapter,
+    parameters_cell,
+    parameters_source,
+)
 
 
 def outputs_text(notebook) -> str:
@@ -62,7 +68,7 @@ def test_bad_parameter_stops_the_chapter_with_one_line(tmp_path):
 def test_papermill_lists_every_knob_with_its_meaning():
     import papermill
 
-    from aptutils.params import KNOBS
+    from aptutils.core.params import KNOBS
 
     for source in chapter_sources():
         listed = papermill.inspect_notebook(str(source))

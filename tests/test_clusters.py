@@ -4,9 +4,17 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from aptutils.clusters import (cluster_signal_to_noise, cluster_sizes, cosine_within_across,
-                               filter_and_normalise, row_entropy, share_of_errors_in_cluster,
-                               strong_match_clusters, strong_match_graph, threshold_scan)
+from aptutils.analysis.clusters import (
+    cluster_signal_to_noise,
+    cluster_sizes,
+    cosine_within_across,
+    filter_and_normalise,
+    row_entropy,
+    share_of_errors_in_cluster,
+    strong_match_clusters,
+    strong_match_graph,
+    threshold_scan,
+)
 
 # rows = true token, columns = predicted token
 CONFUSION = np.array([

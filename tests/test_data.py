@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from aptutils.data import DataError, article_samples, load_mirror_split, split_by_article
-from aptutils.params import resolve
-from aptutils.pretrain import pretraining_data
+from aptutils.core.errors import DataError
+from aptutils.core.params import resolve
+from aptutils.data.corpus import article_samples, load_mirror_split, split_by_article
+from aptutils.data.pretraining import pretraining_data
 
 CLS, SEP, PAD = 2, 3, 0
 
@@ -74,7 +75,7 @@ def test_ws_slices_are_nested_and_disjoint_from_wtest():
 
 
 def test_smoke_without_a_mirror_falls_back_to_the_gensim_excerpt(monkeypatch):
-    from aptutils.data import gensim_excerpt_articles, resolved_corpus
+    from aptutils.data.corpus import gensim_excerpt_articles, resolved_corpus
 
     monkeypatch.delenv("APTBOOK_DATA", raising=False)
     assert resolved_corpus(resolve({"profile": "smoke"})) == "gensim"

@@ -5,13 +5,28 @@ import numpy as np
 import pytest
 import torch
 
-from aptutils.confidence import (binned_confidence, c9_verdict, confidence_frame, correlation_table,
-                                 coverage_table, input_apt)
-from aptutils.finetune import (BlockClassifier, FinetuneResult, ModelSpec, TrimmingCollator,
-                               fit_linear_heads, full_blocks, label_confusion, pooled_block_features)
-from aptutils.finetune_report import paired_gain_ci
-from aptutils.model import new_model
-from aptutils.params import ParameterError, resolve
+from aptutils.analysis.confidence import (
+    binned_confidence,
+    confidence_frame,
+    correlation_table,
+    coverage_table,
+    input_apt,
+)
+from aptutils.core.errors import ParameterError
+from aptutils.core.params import resolve
+from aptutils.models.bert import new_model
+from aptutils.reports.ch5_finetuning import paired_gain_ci
+from aptutils.reports.ch6_confidence import c9_verdict
+from aptutils.training.finetune import (
+    BlockClassifier,
+    FinetuneResult,
+    ModelSpec,
+    TrimmingCollator,
+    fit_linear_heads,
+    full_blocks,
+    label_confusion,
+    pooled_block_features,
+)
 
 PAD, CLS = 0, 1
 # APT per token id 0..5: ids 0, 1 are special, 4 never occurs in W_test.
@@ -147,7 +162,7 @@ def series_results(accuracy_by_model: dict[tuple[int, bool], float]) -> list[Fin
 
 
 def test_c8_and_c12_verdicts_on_hand_made_accuracies():
-    from aptutils.finetune_report import c8_verdict, c12_verdict
+    from aptutils.reports.ch5_finetuning import c8_verdict, c12_verdict
 
     settings = resolve({"profile": "smoke"})  # ws_list 64, 128; 2 blocks
     rising = series_results({(64, True): 0.6, (128, True): 0.9, (128, False): 0.3})

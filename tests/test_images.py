@@ -8,17 +8,26 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from aptutils import images
-from aptutils.figures import cluster_sizes_by_depth_figure, metric_by_depth_figure
-from aptutils.params import ParameterError, resolve
-from aptutils.structure import partition
+from aptutils.analysis import filters
+from aptutils.analysis.structure import partition
+from aptutils.core.errors import ParameterError
+from aptutils.core.params import resolve
+from aptutils.data import images
+from aptutils.models import vgg
+from aptutils.plotting.figures import (
+    cluster_sizes_by_depth_figure,
+    metric_by_depth_figure,
+)
+from aptutils.readout import layers
+from aptutils.reports import ch7_image_analogy
+from aptutils.training import cnn
 
 
 def test_single_filter_fields_keep_only_that_filters_columns():
     # two output labels; two filters of two grid cells each: filter 0 owns columns 0-1, filter 1 2-3
     weight = torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])
     features = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 2.0, 0.0]])
-    fields = images.single_filter_fields(weight, features, cells=2)
+    fields = layers.single_filter_fields(weight, features, cells=2)
     assert fields.tolist() == [[[1.0, 5.0], [2.0, 6.0]], [[4.0, 8.0], [6.0, 14.0]]]
     for c in range(2):
         masked = torch.zeros_like(weight)
@@ -29,17 +38,17 @@ def test_single_filter_fields_keep_only_that_filters_columns():
 
 def test_mean_fields_by_label_averages_the_images_of_each_label():
     fields = torch.tensor([[[1.0, 5.0], [3.0, 7.0], [2.0, 6.0]]])  # one filter, three images
-    mean = images.mean_fields_by_label(fields, torch.tensor([0, 0, 1]), label_count=2)
+    mean = layers.mean_fields_by_label(fields, torch.tensor([0, 0, 1]), label_count=2)
     assert mean.tolist() == [[[2.0, 6.0], [2.0, 6.0]]]
 
 
 def test_read_layer_on_a_hand_made_head():
-    head = images.LayerHead(torch.zeros(4), torch.ones(4), labels=2)
+    head = layers.LayerHead(torch.zeros(4), torch.ones(4), labels=2)
     with torch.no_grad():
         head.linear.weight.copy_(torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]))
         head.linear.bias.copy_(torch.tensor([100.0, 0.0]))  # decides the head, not the fields
     features = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 2.0, 0.0]])
-    read = images.read_layer(head, features, torch.tensor([0, 1]), label_count=2, cells=2)
+    read = layers.read_layer(head, features, torch.tensor([0, 1]), label_count=2, cells=2)
     assert read["accuracy"] == 0.5 and read["confusion"].tolist() == [[1, 0], [1, 0]]
     assert read["fields"].tolist() == [[[1, 5], [2, 6]], [[4, 8], [6, 14]]]
     assert read["activity"].tolist() == [[0.5, 0.5], [0.5, 1.0]]  # [filter, label]
@@ -48,7 +57,7 @@ def test_read_layer_on_a_hand_made_head():
 
 def test_channel_mean_and_std_in_units_of_one_255th():
     pixels = np.array([[[[0, 51]], [[255, 51]]]], dtype=np.uint8)  # [1, 2, 1, 2]
-    mean, std = images.channel_mean_std(pixels)
+    mean, std = vgg.channel_mean_std(pixels)
     np.testing.assert_allclose(mean, [0.5, 0.2], rtol=1e-6)
     np.testing.assert_allclose(std, [0.5, 0.0], atol=1e-6)
 
@@ -56,7 +65,7 @@ def test_channel_mean_and_std_in_units_of_one_255th():
 def test_a_filter_recognises_the_labels_it_fires_on_and_votes_for():
     fields = np.array([[[4.0, 2.0, 1.0], [1.0, 3.0, -1.0], [2.0, 2.0, 8.0]]])
     activity = np.array([[1.0, 0.5, -1.0]])  # less active than average on label 2: row dropped
-    found = images.filter_labels(fields, activity, threshold=0.5)
+    found = filters.filter_labels(fields, activity, threshold=0.5)
     np.testing.assert_allclose(found.normalised[0], [[1, 0.5, 0.25], [0.25, 0.75, 0], [0, 0, 0]])
     assert found.recognised.tolist() == [[True, True, False]]
     assert found.sizes.tolist() == [2]
@@ -65,17 +74,17 @@ def test_a_filter_recognises_the_labels_it_fires_on_and_votes_for():
 
 
 def test_a_filter_without_clusters_or_noise():
-    silent = images.filter_labels(np.full((1, 2, 2), -1.0), np.ones((1, 2)), threshold=0.3)
+    silent = filters.filter_labels(np.full((1, 2, 2), -1.0), np.ones((1, 2)), threshold=0.3)
     assert silent.sizes.tolist() == [0] and np.isnan(silent.snr())
-    clean = images.filter_labels(np.array([[[2.0, 0.0], [0.0, 1.0]]]), np.ones((1, 2)), 0.3)
+    clean = filters.filter_labels(np.array([[[2.0, 0.0], [0.0, 1.0]]]), np.ones((1, 2)), 0.3)
     assert clean.sizes.tolist() == [2] and clean.snr() == float("inf")
 
 
 def test_layer_features_from_one_pass_equal_a_direct_trunk_pass():
     torch.manual_seed(0)
-    model = images.VGGStyleCNN(depth=3, width=4, side=8, channels_in=1, labels=10).eval()
+    model = vgg.VGGStyleCNN(depth=3, width=4, side=8, channels_in=1, labels=10).eval()
     pixels = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 1), dtype=np.uint8)
-    cached = images.layer_features(model, pixels, grid=2)
+    cached = layers.layer_features(model, pixels, grid=2)
     assert [f.shape for f in cached] == [(5, 16), (5, 16), (5, 32)]
     with torch.no_grad(), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         for k in range(3):
@@ -88,11 +97,11 @@ def test_layer_features_from_one_pass_equal_a_direct_trunk_pass():
 
 
 def test_the_cnn_pools_every_second_layer_down_to_2x2():
-    model = images.VGGStyleCNN(depth=6, width=2, side=8, channels_in=1, labels=10)
+    model = vgg.VGGStyleCNN(depth=6, width=2, side=8, channels_in=1, labels=10)
     outputs = model.layer_outputs(torch.zeros(1, 8, 8, 1, dtype=torch.uint8))
     assert [tuple(o.shape[1:]) for o in outputs] == [(2, 8, 8), (2, 8, 8), (4, 4, 4), (4, 4, 4),
                                                      (8, 2, 2), (8, 2, 2)]
-    assert images.layer_channels(9, 3) == [3, 3, 6, 6, 12, 12, 24, 24, 24]
+    assert vgg.layer_channels(9, 3) == [3, 3, 6, 6, 12, 12, 24, 24, 24]
 
 
 def test_label_confusion_clusters_and_snr_by_chapter_3s_rule():
@@ -100,10 +109,10 @@ def test_label_confusion_clusters_and_snr_by_chapter_3s_rule():
     reference = partition(confusion, threshold=0.5, mutual=False)
     assert reference.sizes.tolist() == [2, 1]
     # labels 0 and 1 share a cluster: inside mass 4 + 2, outside mass 1
-    assert images.confusion_snr(confusion, reference) == pytest.approx(6.0)
+    assert filters.confusion_snr(confusion, reference) == pytest.approx(6.0)
     unclustered = partition(np.diag([5, 5, 5]), threshold=0.5, mutual=False)
-    assert images.reference_partition([reference, unclustered]) is reference
-    assert np.isnan(images.confusion_snr(confusion, unclustered))
+    assert filters.reference_partition([reference, unclustered]) is reference
+    assert np.isnan(filters.confusion_snr(confusion, unclustered))
 
 
 def table(labels_per_filter, snr):
@@ -112,10 +121,10 @@ def table(labels_per_filter, snr):
 
 
 def test_c11_verdict():
-    assert images.c11_verdict(table([3.0, 2.0], [1.5, 4.0]), 10).verdict == "holds"
-    assert images.c11_verdict(table([3.0, 6.0], [1.5, 4.0]), 10).verdict == "does not hold"
-    assert images.c11_verdict(table([3.0, 2.0], [4.0, 1.5]), 10).verdict == "does not hold"
-    assert images.c11_verdict(table([2.0], [4.0]), 10).verdict == "not measured"
+    assert ch7_image_analogy.c11_verdict(table([3.0, 2.0], [1.5, 4.0]), 10).verdict == "holds"
+    assert ch7_image_analogy.c11_verdict(table([3.0, 6.0], [1.5, 4.0]), 10).verdict == "does not hold"
+    assert ch7_image_analogy.c11_verdict(table([3.0, 2.0], [4.0, 1.5]), 10).verdict == "does not hold"
+    assert ch7_image_analogy.c11_verdict(table([2.0], [4.0]), 10).verdict == "not measured"
 
 
 def test_metric_by_depth_figure_draws_one_line_per_curve():
@@ -148,14 +157,14 @@ def test_digits_are_decoded_once_into_the_store():
 def test_the_trained_cnn_is_keyed_by_exactly_its_knobs(capsys):
     settings = resolve({"profile": "smoke", "image_train_samples": 64, "cnn_epochs": 1.0})
     data = images.image_data(settings)
-    cnn = images.trained_cnn(settings, data)
-    key = json.loads((cnn.folder / "params.json").read_text())["params"]
-    assert key == {"images": data.folder.name, **settings.subset(images.CNN_KNOBS)}
-    assert 0 <= cnn.card["test_accuracy"] <= 1 and cnn.card["training_images"] == 64
+    trained = cnn.trained_cnn(settings, data)
+    key = json.loads((trained.folder / "params.json").read_text())["params"]
+    assert key == {"images": data.folder.name, **settings.subset(cnn.CNN_KNOBS)}
+    assert 0 <= trained.card["test_accuracy"] <= 1 and trained.card["training_images"] == 64
     capsys.readouterr()
-    assert images.trained_cnn(settings, data).folder == cnn.folder
+    assert cnn.trained_cnn(settings, data).folder == trained.folder
     assert "Training the CNN" not in capsys.readouterr().out
-    assert images.trained_cnn(settings.replace(seed=7), data).folder != cnn.folder
+    assert cnn.trained_cnn(settings.replace(seed=7), data).folder != trained.folder
 
 
 def test_image_data_auto_means_digits_on_smoke_and_cifar10_elsewhere():
@@ -185,4 +194,4 @@ def test_bad_image_knobs_stop_with_a_message_naming_them(name, value, message):
 def test_every_profile_sets_every_image_knob():
     for profile in ("smoke", "cpu", "gpu", "paper"):
         settings = resolve({"profile": profile})
-        assert all(name in settings.values for name in images.CHAPTER_KNOBS)
+        assert all(name in settings.values for name in ch7_image_analogy.CHAPTER_KNOBS)

@@ -2,7 +2,8 @@
 import numpy as np
 import torch
 
-from aptutils.masking import IGNORE, MASKED, REPLACED, UNCHANGED, MLMCollator, mask_tokens
+from aptutils.core.counts import IGNORE, MASKED, REPLACED, UNCHANGED
+from aptutils.data.masking import MLMCollator, mask_tokens
 
 SPECIAL = [0, 1, 2, 3, 4]
 MASK_ID, VOCAB = 4, 1000

@@ -3,10 +3,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aptutils.evaluation import TokenCounts, heldout_counts
-from aptutils.masking import mask_tokens
-from aptutils.model import new_model, parameter_count
-from aptutils.params import resolve
+from aptutils.core.counts import TokenCounts
+from aptutils.core.params import resolve
+from aptutils.data.masking import mask_tokens
+from aptutils.models.bert import new_model, parameter_count
+from aptutils.training.evaluation import heldout_counts
 
 VOCAB = 50
 

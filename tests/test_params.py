@@ -1,7 +1,8 @@
 """Parameter validation: every bad value stops at once, naming the parameter and what is allowed."""
 import pytest
 
-from aptutils.params import PROFILES, ParameterError, configure, resolve
+from aptutils.core.errors import ParameterError
+from aptutils.core.params import PROFILES, configure, resolve
 
 
 def test_profile_defaults_and_overrides():

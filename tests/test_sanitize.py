@@ -5,7 +5,7 @@ from pathlib import Path
 
 from nbval.plugin import get_sanitize_patterns
 
-from aptutils.verdicts import Verdict, report
+from aptutils.core.verdicts import Verdict, report
 
 SANITIZE_FILE = Path(__file__).parent / "nbval_sanitize.cfg"
 

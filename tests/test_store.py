@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from aptutils.store import Store
+from aptutils.core.store import Store
 
 
 def test_complete_write_is_served_with_its_parameters(tmp_path):
@@ -34,7 +34,7 @@ def test_failed_write_leaves_nothing_to_serve(tmp_path):
 def test_killed_writer_leaves_nothing_to_serve(tmp_path):
     script = textwrap.dedent(f"""
         import time
-        from aptutils.store import Store
+        from aptutils.core.store import Store
         with Store({str(tmp_path)!r}).writing("demo", {{"a": 1}}) as folder:
             (folder / "half.txt").write_text("half")
             print("writing", flush=True)

@@ -3,10 +3,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from aptutils import apt_analysis, structure
-from aptutils.blocks import BlockCounts
-from aptutils.evaluation import TokenCounts
-from aptutils.verdicts import Verdict
+from aptutils.analysis import structure
+from aptutils.core.counts import TokenCounts
+from aptutils.core.verdicts import Verdict
+from aptutils.readout.counting import BlockCounts
+from aptutils.reports import ch2_apt, ch3_symmetry_breaking, ch4_clustering
 
 # Tokens 0..4. Rows: true token; columns: predicted. Tokens 1 and 2 are confused with each other.
 CONFUSION = np.array([
@@ -59,32 +60,32 @@ def test_c10_share_counts_errors_inside_the_cluster():
     part = structure.partition(sp.csr_matrix(CONFUSION), threshold=0.5, mutual=False)
     shares = structure.error_share_by_block([block(CONFUSION)], [part])
     assert shares.iloc[0] == 7 / 8  # errors of tokens 1, 2: 3 + 1 + 4 = 8, of which 7 inside
-    assert structure.c10_verdict(shares).verdict == "holds"
+    assert ch4_clustering.c10_verdict(shares).verdict == "holds"
 
 
 def test_c5_refuses_a_giant_component():
     part = structure.partition(sp.csr_matrix(CONFUSION), threshold=0.5, mutual=False)
-    verdict = structure.c5_verdict(part, 0.5, "one-way")
+    verdict = ch3_symmetry_breaking.c5_verdict(part, 0.5, "one-way")
     assert verdict.verdict == "does not hold"  # the largest cluster holds 2 of 4 kept tokens
 
 
 def test_c2_and_c3_and_c4_verdicts_by_hand():
-    assert apt_analysis.c2_verdict({100: 0.01, 200: 0.02, 400: 0.05}).verdict == "holds"
-    assert apt_analysis.c2_verdict({100: 0.01, 200: 0.03, 400: 0.02}).verdict == "does not hold"
+    assert ch2_apt.c2_verdict({100: 0.01, 200: 0.02, 400: 0.05}).verdict == "holds"
+    assert ch2_apt.c2_verdict({100: 0.01, 200: 0.03, 400: 0.02}).verdict == "does not hold"
     index = pd.MultiIndex.from_product([["probe"], [0, 1, 2]], names=["protocol", "block"])
     summary = pd.DataFrame({"<APT>": [0.04, 0.10, 0.095], "APT(50) top-50": [0.2, 0.3, 0.4],
                             "APT(50) >=50 seen": [0.1, 0.2, 0.3]}, index=index)
-    assert apt_analysis.c3_verdict(summary, "probe").verdict == "holds"  # dip 0.005 <= 0.01
+    assert ch2_apt.c3_verdict(summary, "probe").verdict == "holds"  # dip 0.005 <= 0.01
     summary.loc[("probe", 2), "<APT>"] = 0.08
-    assert apt_analysis.c3_verdict(summary, "probe").verdict == "does not hold"
+    assert ch2_apt.c3_verdict(summary, "probe").verdict == "does not hold"
     decomposition = pd.DataFrame({"protocol": ["probe", "probe"], "group": [0, 1],
                                   "contribution": [0.06, 0.04], "share": [0.6, 0.4]}).set_index(["protocol", "group"])
-    assert apt_analysis.c4_verdict(decomposition, "probe").verdict == "holds"
+    assert ch2_apt.c4_verdict(decomposition, "probe").verdict == "holds"
 
 
 def test_claims_on_empty_structure_are_not_measured():
     empty = structure.partition(sp.csr_matrix((5, 5)), threshold=0.5, mutual=False)
-    c5 = structure.c5_verdict(empty, 0.5, "one-way")
+    c5 = ch3_symmetry_breaking.c5_verdict(empty, 0.5, "one-way")
     assert c5.verdict == "not measured"
     c6 = Verdict("C6", "SNR nan → nan", "SNR and entropy", "not measured")
-    assert structure.c7_verdict(c5, c6, float("nan"), 1.0).verdict == "not measured"
+    assert ch3_symmetry_breaking.c7_verdict(c5, c6, float("nan"), 1.0).verdict == "not measured"

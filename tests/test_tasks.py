@@ -4,12 +4,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aptutils.data import DataError
-from aptutils.params import ParameterError, resolve
-from aptutils.tasks import (check_markers, check_task, encode_rows, entity_span, fewrel_text,
-                            first_labels, load_fewrel, mark_entities, raw_dbpedia, raw_fewrel,
-                            sample_per_label, split_pool_per_label)
-from aptutils.tokenizer import train_wordpiece
+from aptutils.core.errors import DataError, ParameterError
+from aptutils.core.params import resolve
+from aptutils.data.tasks import (
+    check_markers,
+    check_task,
+    encode_rows,
+    entity_span,
+    fewrel_text,
+    first_labels,
+    load_fewrel,
+    mark_entities,
+    raw_dbpedia,
+    raw_fewrel,
+    sample_per_label,
+    split_pool_per_label,
+)
+from aptutils.data.tokenizer import train_wordpiece
 
 TOKENS = ["the", "new", "york", "times", "owns", "the", "boston", "globe"]
 

@@ -2,7 +2,7 @@
 import json
 import random
 
-from aptutils.tokenizer import SPECIAL_TOKENS, sorted_vocab, train_wordpiece
+from aptutils.data.tokenizer import SPECIAL_TOKENS, sorted_vocab, train_wordpiece
 
 TEXTS = ["the quick brown fox jumps over the lazy dog near the riverbank",
          "zebras quietly graze; vexing jackdaws fly by at dawn",

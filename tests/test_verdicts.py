@@ -2,7 +2,14 @@
 import numpy as np
 import pytest
 
-from aptutils.verdicts import CLAIMS, PAPER_FIGURES, VERDICTS, Verdict, decide, verdict_table
+from aptutils.core.verdicts import (
+    CLAIMS,
+    PAPER_FIGURES,
+    VERDICTS,
+    Verdict,
+    decide,
+    verdict_table,
+)
 
 
 def test_claims_are_c1_to_c12_with_the_paper_md_texts():
@@ -54,7 +61,7 @@ def test_verdict_table_refuses_two_verdicts_for_one_claim():
 
 
 def test_report_carries_its_rows_and_gather_collects_them():
-    from aptutils.verdicts import VERDICTS_MIME, Verdict, gather_verdicts, report
+    from aptutils.core.verdicts import VERDICTS_MIME, Verdict, gather_verdicts, report
 
     bundle = report([Verdict("C3", "0.04 → 0.2", "rise", "holds")])._repr_mimebundle_()
     assert "<table" in bundle["text/html"]

@@ -1,0 +1,217 @@
+"""Accuracy per token (APT): the per-token table, APT(50), binned curves, rank correlation, and
+the decomposition of the rise of <APT> into frequency groups.
+
+Used by chapter 2 (APT) and chapter 6 (confidence vs input APT).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata, spearmanr
+
+from ..core.counts import TokenCounts, token_counts
+from ..data.masking import KIND_NAMES, special_token_ids
+from ..data.pretraining import PretrainingData
+from ..readout.counting import BlockCounts
+
+CONFIDENCE = 0.95
+PAPER_MEAN_APT = {0: 0.037, 6: 0.31}  # Table 1 of the paper: <APT> at block 0 and block 6
+_BOOTSTRAP_CELLS = 2_000_000  # resampled values held in memory at once
+
+
+def apt_table(counts: TokenCounts, pretraining_frequency: np.ndarray) -> pd.DataFrame:
+    """One row per token that occurs as a modified token in W_test.
+
+    pretraining_frequency: occurrences of each token id in the pre-training set W_S, shape [V].
+    Columns: token_id, frequency (in W_S), occurrences (modified positions in W_test, all kinds),
+    apt, and apt_<kind> for each kind (NaN where that kind never occurs for the token).
+    """
+    frequency = np.asarray(pretraining_frequency)
+    if frequency.shape != counts.total.shape[1:]:
+        raise ValueError(f"pretraining_frequency has shape {frequency.shape}, "
+                         f"expected {counts.total.shape[1:]} (one count per token id)")
+    occurrences = counts.total.sum(0)
+    tokens = np.flatnonzero(occurrences > 0)
+    columns = {"token_id": tokens, "frequency": frequency[tokens],
+               "occurrences": occurrences[tokens], "apt": counts.apt()[tokens]}
+    for kind in KIND_NAMES.values():
+        columns[f"apt_{kind}"] = counts.apt(kind)[tokens]
+    return pd.DataFrame(columns)
+
+
+def apt50_most_frequent(table: pd.DataFrame, n: int = 50) -> float:
+    """APT(50), first reading: mean APT of the n tokens of `table` most frequent in W_S.
+
+    Ties in frequency go to the lower token_id. Fewer than n tokens in the table: all of them.
+    """
+    ranked = table.sort_values(["frequency", "token_id"], ascending=[False, True])
+    return float(ranked["apt"].head(n).mean())
+
+
+def apt50_min_occurrences(table: pd.DataFrame, min_occurrences: int = 50) -> float:
+    """APT(50), second reading: mean APT of the tokens modified at least `min_occurrences` times
+    in W_test. NaN if no token qualifies."""
+    return float(table.loc[table["occurrences"] >= min_occurrences, "apt"].mean())
+
+
+def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of `n_boot` resamples (with replacement) of the 1-d `values`. Shape [n_boot]."""
+    chunk = max(1, _BOOTSTRAP_CELLS // max(len(values), 1))
+    parts = [values[rng.integers(0, len(values), (min(chunk, n_boot - start), len(values)))]
+             .mean(1) for start in range(0, n_boot, chunk)]
+    return np.concatenate(parts)
+
+
+def _percentile_interval(samples: np.ndarray) -> tuple[float, float]:
+    """Central CONFIDENCE interval of bootstrap samples, ignoring NaN ones."""
+    tail = 100 * (1 - CONFIDENCE) / 2
+    low, high = np.nanpercentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _bin_edges(x: np.ndarray, bins: int | np.ndarray, log: bool) -> np.ndarray:
+    if not np.isscalar(bins):
+        return np.asarray(bins, dtype=float)
+    spacing = np.geomspace if log else np.linspace
+    return spacing(x.min(), x.max(), int(bins) + 1)
+
+
+def binned_means(x: np.ndarray, y: np.ndarray, bins: int | np.ndarray, n_boot: int = 1000,
+                 seed: int = 0, log: bool = True) -> pd.DataFrame:
+    """Mean of y in bins of x, with a percentile bootstrap 95% CI of each bin's mean.
+
+    bins: a number of bins (log- or linearly spaced from min(x) to max(x)) or explicit edges.
+    Bins are [low, high), the last one [low, high]. Points with non-finite x or y, x outside the
+    edges, or x <= 0 when log, are left out; empty bins are dropped.
+    Columns: x_low, x_high, x_center (geometric mean of the edges when log, else midpoint),
+    n, mean, ci_low, ci_high.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    usable = np.isfinite(x) & np.isfinite(y) & ((x > 0) if log else True)
+    x, y = x[usable], y[usable]
+    if len(x) == 0:
+        condition = "finite x and y" + (" and x > 0" if log else "")
+        raise ValueError(f"binned_means: no point has {condition}")
+    edges = _bin_edges(x, bins, log)
+    index = np.searchsorted(edges, x, side="right") - 1
+    index[x == edges[-1]] = len(edges) - 2
+    rng = np.random.default_rng(seed)
+    rows = []
+    for b in range(len(edges) - 1):
+        values = y[index == b]
+        if len(values) == 0:
+            continue
+        low, high = edges[b], edges[b + 1]
+        center = np.sqrt(low * high) if log else (low + high) / 2
+        ci = _percentile_interval(_bootstrap_means(values, n_boot, rng))
+        rows.append((low, high, center, len(values), values.mean(), *ci))
+    return pd.DataFrame(rows, columns=["x_low", "x_high", "x_center", "n", "mean",
+                                       "ci_low", "ci_high"])
+
+
+def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row of a with the same row of b; NaN for a constant row."""
+    a = a - a.mean(1, keepdims=True)
+    b = b - b.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
+
+
+def spearman_ci(x: np.ndarray, y: np.ndarray, n_boot: int = 1000,
+                seed: int = 0) -> tuple[float, float, float]:
+    """Spearman rho of x and y and its percentile bootstrap 95% CI (pairs resampled).
+
+    Pairs with a non-finite value are left out. Returns (rho, ci_low, ci_high).
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    finite = np.isfinite(x) & np.isfinite(y)
+    x, y = x[finite], y[finite]
+    rho = float(spearmanr(x, y).statistic)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _BOOTSTRAP_CELLS // len(x))
+    samples = []
+    for start in range(0, n_boot, chunk):
+        pick = rng.integers(0, len(x), (min(chunk, n_boot - start), len(x)))
+        samples.append(_rowwise_pearson(rankdata(x[pick], axis=1), rankdata(y[pick], axis=1)))
+    return (rho, *_percentile_interval(np.concatenate(samples)))
+
+
+def frequency_groups(frequency: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """Token indices split into n_groups equal-count groups by frequency, lowest first.
+
+    Group sizes differ by at most one; tied frequencies at a boundary are split by index.
+    """
+    if not 1 <= n_groups <= len(frequency):
+        raise ValueError(f"n_groups must be between 1 and the number of tokens ({len(frequency)}), "
+                         f"got {n_groups}")
+    order = np.argsort(np.asarray(frequency), kind="stable")
+    return np.array_split(order, n_groups)
+
+
+def rise_by_frequency(apt_first: np.ndarray, apt_last: np.ndarray, frequency: np.ndarray,
+                      n_groups: int = 2) -> pd.DataFrame:
+    """Split the rise of <APT> from one block to another into frequency groups.
+
+    apt_first, apt_last, frequency: shape [N], one entry per token; tokens where either APT is
+    NaN are left out. The total rise mean(apt_last) - mean(apt_first) equals the sum of the
+    groups' contributions (n_g / N) * mean(apt_last - apt_first over the group).
+    Columns: group (0 = lowest frequency), tokens, frequency_min, frequency_max, apt_first,
+    apt_last (group means), contribution, share (contribution / total rise; NaN if no rise).
+    """
+    apt_first, apt_last = np.asarray(apt_first, float), np.asarray(apt_last, float)
+    present = np.isfinite(apt_first) & np.isfinite(apt_last)
+    first, last = apt_first[present], apt_last[present]
+    frequency = np.asarray(frequency)[present]
+    rise = last - first
+    total = rise.mean()
+    rows = []
+    for group, members in enumerate(frequency_groups(frequency, n_groups)):
+        contribution = rise[members].sum() / len(rise)
+        share = contribution / total if total != 0 else np.nan
+        rows.append((group, len(members), frequency[members].min(), frequency[members].max(),
+                     first[members].mean(), last[members].mean(), contribution, share))
+    return pd.DataFrame(rows, columns=["group", "tokens", "frequency_min", "frequency_max",
+                                       "apt_first", "apt_last", "contribution", "share"])
+
+
+def pretraining_frequency(data: PretrainingData, ws: int) -> np.ndarray:
+    """Occurrences of every token in W_S (special tokens 0). Shape [vocab]."""
+    return token_counts(data.samples.train_slice(ws), len(data.tokenizer),
+                        special_token_ids(data.tokenizer))
+
+
+def block_summary(counts: dict[str, list[BlockCounts]], frequency: np.ndarray) -> pd.DataFrame:
+    """Table 1: per protocol and block, <APT> (all kinds and per kind), both APT(50) readings
+    and the token-weighted accuracy. Indexed by (protocol, block)."""
+    rows = []
+    for protocol, blocks in counts.items():
+        for block, item in enumerate(blocks):
+            table = apt_table(item.counts, frequency)
+            row = {"protocol": protocol, "block": block, "<APT>": item.counts.mean_apt()}
+            row.update({f"<APT> {kind}": item.counts.mean_apt(kind) for kind in KIND_NAMES.values()})
+            row["APT(50) top-50"] = apt50_most_frequent(table)
+            row["APT(50) >=50 seen"] = apt50_min_occurrences(table)
+            row["token-weighted accuracy"] = item.counts.accuracy
+            row["paper <APT>"] = PAPER_MEAN_APT.get(block, np.nan)
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["protocol", "block"])
+
+
+def mean_apt_curves(summary: pd.DataFrame, column: str = "<APT>") -> dict[str, pd.Series]:
+    """One series per protocol: `column` against block index."""
+    return {protocol: summary.loc[protocol, column] for protocol in summary.index.levels[0]}
+
+
+def rise_decomposition(counts: dict[str, list[BlockCounts]], frequency: np.ndarray,
+                       n_groups: int = 2) -> pd.DataFrame:
+    """How much of the rise of <APT> from block 0 to the last block each frequency group gives.
+
+    Tokens are those modified in W_test; groups are equal-count quantiles of W_S frequency.
+    """
+    tables = []
+    for protocol, blocks in counts.items():
+        first, last = blocks[0].counts.apt(), blocks[-1].counts.apt()
+        occurring = np.flatnonzero(blocks[-1].counts.total.sum(0) > 0)
+        table = rise_by_frequency(first[occurring], last[occurring], frequency[occurring], n_groups)
+        tables.append(table.assign(protocol=protocol))
+    return pd.concat(tables).set_index(["protocol", "group"])

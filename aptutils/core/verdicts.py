@@ -1,0 +1,126 @@
+"""The claims C1-C12 of the paper, what the paper reports for each, and the verdict tables.
+
+Every chapter ends with `verdict_table`; the intro gathers all verdicts. Used by every chapter.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+CLAIMS: dict[str, str] = {
+    "C1": "APT(t) rises with the token's frequency in the pre-training data",
+    "C2": "⟨APT⟩ rises with the pre-training set size W_S",
+    "C3": "⟨APT⟩ and APT(50) rise along the blocks, from block 0 (0.037) to block 6 (0.31)",
+    "C4": "most of the rise of ⟨APT⟩ along the blocks comes from low-frequency tokens",
+    "C5": "after filtering and normalising, M_Confus shows finite, small strong-match clusters",
+    "C6": "the cluster structure sharpens along the blocks (better than the embedding layer)",
+    "C7": "pre-training thus builds higher-order structure though its loss targets single tokens",
+    "C8": "fine-tuning accuracy (FewRel, DBpedia) rises along the blocks",
+    "C9": "output-label confidence does not depend on the average input APT",
+    "C10": "mispredicted tokens mostly land on strong-match tokens of the same cluster",
+    "C11": ("image classifiers show the same mechanism: small label clusters that sharpen "
+            "with depth"),
+    "C12": ("(predecessor) pre-trained tiny models beat non-pre-trained ones on the tasks, "
+            "more so with larger W_S"),
+}
+
+
+NOT_STATED = "not stated"
+PAPER_FIGURES: dict[str, str] = {claim: NOT_STATED for claim in CLAIMS} | {
+    "C3": "0.037 → 0.31 (Table 1)",
+}
+
+
+VERDICTS = ("holds", "does not hold", "not measured")
+COLUMNS = ["claim text", "paper", "this run", "deciding statistic", "verdict"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One claim checked by a run: this run's figure, the statistic that decides, the verdict."""
+
+    claim: str
+    this_run: str
+    statistic: str
+    verdict: str
+
+    def __post_init__(self) -> None:
+        if self.claim not in CLAIMS:
+            raise ValueError(f"unknown claim {self.claim!r}; claims are {', '.join(CLAIMS)}")
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+def decide(condition: bool | None) -> str:
+    """The verdict for a computed condition: True holds, False does not hold, None not measured."""
+    if condition is None:
+        return "not measured"
+    if not isinstance(condition, (bool, np.bool_)):
+        raise TypeError(f"decide takes a bool or None, got {type(condition).__name__}")
+    return "holds" if condition else "does not hold"
+
+
+def _claim_number(claim: str) -> int:
+    return int(re.fullmatch(r"C(\d+)", claim).group(1))
+
+
+def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
+    """One row per claim, in claim order, indexed by claim id ("claim").
+
+    Columns: claim text, paper (what the paper reports), this run, deciding statistic, verdict.
+    """
+    claims = [v.claim for v in verdicts]
+    repeated = sorted({c for c in claims if claims.count(c) > 1}, key=_claim_number)
+    if repeated:
+        raise ValueError(f"one verdict per claim: {', '.join(repeated)} given more than once")
+    rows = {v.claim: (CLAIMS[v.claim], PAPER_FIGURES[v.claim], v.this_run, v.statistic, v.verdict)
+            for v in sorted(verdicts, key=lambda v: _claim_number(v.claim))}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
+    table.index.name = "claim"
+    return table
+
+
+VERDICTS_MIME = "application/vnd.aptbook.verdicts+json"
+
+
+@dataclass(frozen=True)
+class VerdictReport:
+    """A chapter's verdict table as shown in the notebook, carrying its rows as JSON too, so
+    `gather_verdicts` can collect every chapter's verdicts from the executed book."""
+
+    verdicts: tuple[Verdict, ...]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return verdict_table(list(self.verdicts))
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        table = self.table
+        records = [{"claim": claim, **row} for claim, row in table.to_dict(orient="index").items()]
+        # the records travel as a JSON string, so nbval's sanitize rules reach their numbers
+        return {"text/html": table.to_html(), "text/plain": table.to_string(),
+                VERDICTS_MIME: json.dumps(records, ensure_ascii=False)}
+
+
+def report(verdicts: list[Verdict]) -> VerdictReport:
+    """The closing verdict table of a chapter."""
+    return VerdictReport(tuple(verdicts))
+
+
+def gather_verdicts(notebooks: dict[str, dict]) -> pd.DataFrame:
+    """Every verdict recorded in executed notebooks {chapter name: notebook JSON}, one row per
+    claim, with the chapter it comes from. Claims no chapter measured are 'not measured'."""
+    found = {}
+    for chapter, notebook in notebooks.items():
+        for cell in notebook.get("cells", []):
+            for output in cell.get("outputs", []):
+                for record in json.loads(output.get("data", {}).get(VERDICTS_MIME, "[]")):
+                    found[record["claim"]] = {"chapter": chapter, **record}
+    rows = [found.get(claim, {"claim": claim, "chapter": "", "claim text": CLAIMS[claim],
+                              "this run": "", "verdict": "not measured"})
+            for claim in sorted(CLAIMS, key=_claim_number)]
+    return pd.DataFrame(rows).set_index("claim")[["chapter", "claim text", "this run", "verdict"]]

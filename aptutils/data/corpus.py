@@ -1,0 +1,222 @@
+"""The pre-training corpus: Wikipedia from an offline mirror, the hub or the gensim excerpt.
+
+`load_corpus` gives the articles; `pretraining_samples` turns them into the W_S pool and the
+fixed, masked W_test (an artifact). Used by chapter 1 and every chapter that needs a model.
+"""
+from __future__ import annotations
+
+import bz2
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import DataError
+from ..core.params import Settings
+from ..core.store import Store
+
+WIKIPEDIA_HUB_ID = ("wikimedia/wikipedia", "20231101.en")
+GENSIM_EXCERPT = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+MIN_GENSIM_WORDS = 200
+
+
+def mirror_root() -> Path | None:
+    """The offline mirror root named by $APTBOOK_DATA, or None."""
+    root = os.environ.get("APTBOOK_DATA")
+    return Path(root).expanduser().resolve() if root else None
+
+
+def resolved_corpus(settings: Settings) -> str:
+    """Which source `corpus=auto` means here: mirror, gensim (smoke) or hub."""
+    if settings.corpus != "auto":
+        return settings.corpus
+    if mirror_root() is not None:
+        return "mirror"
+    return "gensim" if settings.profile == "smoke" else "hub"
+
+
+def load_mirror_split(name: str, split: str, columns: tuple[str, ...]):
+    """One split of a dataset in the mirror (`<root>/<name>/<split>-*.parquet`) as a `datasets.Dataset`."""
+    from datasets import load_dataset
+
+    root = mirror_root()
+    if root is None:
+        raise DataError(f"{name}: no mirror set; export APTBOOK_DATA=<mirror root> (e.g. ../shared/data)")
+    files = sorted((root / name).glob(f"{split}-*.parquet"))
+    if not files:
+        raise DataError(f"{name}: no {split}-*.parquet under {root / name}; APTBOOK_DATA must name "
+                        f"a folder laid out like ../shared/data (see its README)")
+    dataset = load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
+    missing = [c for c in columns if c not in dataset.column_names]
+    if missing:
+        raise DataError(f"{name}/{split} in {root} lacks columns {missing}; it has {dataset.column_names}: "
+                        f"re-export it in the hub's schema (see the mirror README)")
+    return dataset
+
+
+def load_hub_split(hub_id: str, config: str | None, split: str):
+    """One split from the Hugging Face hub, with an error that says how to go offline instead."""
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(hub_id, config, split=split)
+    except Exception as error:  # the hub raises many types when offline
+        raise DataError(
+            f"cannot load {hub_id} from the hub ({type(error).__name__}); offline, set "
+            f"APTBOOK_DATA to a mirror root (e.g. ../shared/data)"
+        ) from None
+
+
+def gensim_excerpt_articles() -> list[dict[str, str]]:
+    """The enwiki excerpt inside the gensim wheel: articles of >= 200 words, markup stripped."""
+    import gensim
+    from gensim.corpora.wikicorpus import extract_pages, filter_wiki
+
+    path = Path(gensim.__file__).parent / "test" / "test_data" / GENSIM_EXCERPT
+    articles = []
+    with bz2.open(path) as stream:
+        for title, text, page_id in extract_pages(stream, filter_namespaces=("0",)):
+            plain = filter_wiki(text)
+            if len(plain.split()) >= MIN_GENSIM_WORDS:
+                articles.append({"id": f"gensim-{page_id}", "url": "", "title": title, "text": plain})
+    return articles
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Articles of the pre-training corpus, in source order."""
+
+    source: str
+    ids: list[str]
+    texts: list[str]
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the source and all article ids: the corpus part of an artifact key."""
+        digest = hashlib.sha256(self.source.encode())
+        for article_id in self.ids:
+            digest.update(article_id.encode() + b"\0")
+        return digest.hexdigest()[:16]
+
+
+def load_corpus(settings: Settings) -> Corpus:
+    """The articles named by `corpus`, cut to `max_articles`."""
+    source = resolved_corpus(settings)
+    if source == "gensim":
+        rows = gensim_excerpt_articles()[: settings.max_articles]
+        ids, texts = [r["id"] for r in rows], [r["text"] for r in rows]
+    else:
+        dataset = (load_mirror_split("wikipedia", "train", ("id", "text")) if source == "mirror"
+                   else load_hub_split(*WIKIPEDIA_HUB_ID, "train"))
+        if settings.max_articles is not None:
+            dataset = dataset.select(range(min(settings.max_articles, len(dataset))))
+        ids, texts = [str(i) for i in dataset["id"]], list(dataset["text"])
+    return Corpus(source, ids, texts)
+
+
+def article_samples(token_ids: list[int], mode: str, seq_len: int, cls_id: int, sep_id: int,
+                    pad_id: int) -> list[np.ndarray]:
+    """Samples of one article: [CLS] + up to seq_len-2 tokens + [SEP], padded to seq_len.
+
+    mode "first" keeps only the first sample (the paper); "chunks" cuts the article into
+    consecutive samples and drops a last chunk shorter than a quarter of a sample.
+    """
+    body = seq_len - 2
+    starts = [0] if mode == "first" else range(0, max(len(token_ids), 1), body)
+    samples = []
+    for start in starts:
+        piece = token_ids[start:start + body]
+        if not piece or (mode == "chunks" and start > 0 and len(piece) < body // 4):
+            continue
+        row = np.full(seq_len, pad_id, dtype=np.int32)
+        row[: len(piece) + 2] = [cls_id, *piece, sep_id]
+        samples.append(row)
+    return samples
+
+
+def split_by_article(samples_per_article: list[int], test_samples: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle the articles; the last ones until `test_samples` samples are reached form W_test.
+
+    Returns (train_articles, test_articles) as index arrays: disjoint by construction.
+    """
+    order = rng.permutation(len(samples_per_article))
+    taken, cut = 0, len(order)
+    while cut > 0 and taken < test_samples:
+        cut -= 1
+        taken += samples_per_article[order[cut]]
+    if taken < test_samples or cut == 0:
+        raise DataError(f"test_samples={test_samples}: the corpus has too few samples to hold "
+                        f"out that many and still train; lower test_samples or add articles")
+    return order[:cut], order[cut:]
+
+
+def sample_params(settings: Settings, corpus: Corpus, tokenizer_key: str) -> dict:
+    """Exactly the parameters that determine the sample pools."""
+    return {"corpus": corpus.fingerprint, "tokenizer": tokenizer_key,
+            **settings.subset(("sample_mode", "seq_len", "test_samples", "mask_prob", "seed"))}
+
+
+def build_samples(folder: Path, settings: Settings, corpus: Corpus, tokenizer) -> None:
+    """Write the shuffled training pool and the masked W_test of a corpus into `folder`.
+
+    Files: train_ids.npy [N_pool, seq_len] int32 (W_S = its first W_S rows), test_ids.npy,
+    test_inputs.npy, test_labels.npy (-100 off the modified positions), test_kinds.npy int8,
+    stats.json (articles, tokens, samples per split).
+    """
+    from .masking import mask_tokens, special_token_ids
+
+    encoded = tokenizer(corpus.texts, add_special_tokens=False)["input_ids"]
+    per_article = [article_samples(ids, settings.sample_mode, settings.seq_len, tokenizer.cls_token_id,
+                                   tokenizer.sep_token_id, tokenizer.pad_token_id) for ids in encoded]
+    rng = np.random.default_rng(settings.seed)
+    train_articles, test_articles = split_by_article([len(s) for s in per_article],
+                                                     settings.test_samples, rng)
+    train = np.stack([row for a in train_articles for row in per_article[a]])
+    train = train[rng.permutation(len(train))]
+    test = np.stack([row for a in test_articles for row in per_article[a]])[: settings.test_samples]
+    inputs, labels, kinds = mask_tokens(test, special_token_ids(tokenizer), tokenizer.mask_token_id,
+                                        len(tokenizer), settings.mask_prob, seed=settings.seed + 1)
+    for name, array in (("train_ids", train), ("test_ids", test), ("test_inputs", inputs),
+                        ("test_labels", labels), ("test_kinds", kinds)):
+        np.save(folder / f"{name}.npy", array)
+    stats = {"articles": len(corpus.ids), "train_articles": len(train_articles),
+             "test_articles": len(test_articles), "corpus_tokens": int(sum(map(len, encoded))),
+             "train_samples": len(train), "test_samples": len(test),
+             "train_articles_ids": [corpus.ids[a] for a in train_articles],
+             "test_articles_ids": [corpus.ids[a] for a in test_articles]}
+    (folder / "stats.json").write_text(json.dumps(stats))
+
+
+@dataclass(frozen=True)
+class Samples:
+    """The tokenised pools of one corpus/tokenizer/sampling choice (arrays memory-mapped)."""
+
+    folder: Path
+
+    def array(self, name: str) -> np.ndarray:
+        return np.load(self.folder / f"{name}.npy", mmap_mode="r")
+
+    @property
+    def stats(self) -> dict:
+        return json.loads((self.folder / "stats.json").read_text())
+
+    def train_slice(self, ws: int) -> np.ndarray:
+        """The first `ws` samples of the shuffled pool: the pre-training set W_S, [ws, seq_len]."""
+        pool = self.array("train_ids")
+        if ws > len(pool):
+            raise DataError(f"ws_list: W_S={ws} exceeds the {len(pool)} training samples this corpus "
+                            f"yields; lower ws_list, use sample_mode='chunks' or a larger corpus")
+        return np.array(pool[:ws])
+
+
+def pretraining_samples(settings: Settings, corpus: Corpus, tokenizer, tokenizer_key: str,
+                        store: Store | None = None) -> Samples:
+    """The samples artifact for these settings, built when missing."""
+    store = store or Store()
+    folder = store.get_or_build("samples", sample_params(settings, corpus, tokenizer_key),
+                                lambda f: build_samples(f, settings, corpus, tokenizer))
+    return Samples(folder)

@@ -1,0 +1,61 @@
+"""BERT-6 for masked-language modelling, with the MLM head applied only at modified positions.
+
+Used by chapter 1 (pre-training) and by every chapter that reads a pre-trained model.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers import BertConfig, BertForMaskedLM
+from transformers.modeling_outputs import MaskedLMOutput
+
+from ..core.params import Settings
+from ..data.masking import IGNORE
+
+
+class SparseHeadBertForMaskedLM(BertForMaskedLM):
+    """`BertForMaskedLM` whose head runs only where `labels` != -100 (about 15% of positions).
+
+    With labels, `logits` has shape [n_modified, vocab] in row-major order of the modified
+    positions; without labels it is the usual dense [B, L, vocab].
+    """
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None,
+                labels=None) -> MaskedLMOutput:
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                           token_type_ids=token_type_ids).last_hidden_state
+        if labels is None:
+            return MaskedLMOutput(logits=self.cls(hidden))
+        picked = labels != IGNORE
+        logits = self.cls(hidden[picked])
+        loss = F.cross_entropy(logits.float(), labels[picked])
+        return MaskedLMOutput(loss=loss, logits=logits)
+
+
+def bert_config(settings: Settings, vocab_size: int, pad_id: int) -> BertConfig:
+    """The BERT configuration of these settings (post-LN, GELU, tied embeddings, no NSP)."""
+    return BertConfig(
+        vocab_size=vocab_size, hidden_size=settings.hidden_size,
+        num_hidden_layers=settings.num_layers, num_attention_heads=settings.num_heads,
+        intermediate_size=settings.ffn_size or 4 * settings.hidden_size,
+        hidden_dropout_prob=settings.dropout, attention_probs_dropout_prob=settings.dropout,
+        max_position_embeddings=max(512, settings.seq_len), pad_token_id=pad_id,
+        type_vocab_size=2, tie_word_embeddings=True,
+    )
+
+
+def new_model(settings: Settings, vocab_size: int, pad_id: int,
+              device: str = "cpu") -> SparseHeadBertForMaskedLM:
+    """A randomly initialised model, seeded by `seed`.
+
+    Eager attention on the CPU (measured 1.2x faster than SDPA under bf16 there), SDPA elsewhere.
+    """
+    torch.manual_seed(settings.seed)
+    model = SparseHeadBertForMaskedLM(bert_config(settings, vocab_size, pad_id))
+    model.set_attn_implementation("eager" if device == "cpu" else "sdpa")
+    return model
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    """Distinct trainable parameters (tied weights counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())

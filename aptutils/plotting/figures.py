@@ -1,0 +1,280 @@
+"""Figures shared by the chapters (matplotlib + seaborn); each returns its Figure.
+
+Used by chapter 1 (frequency distribution, training curves) and the later chapters.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def rank_frequency_figure(counts: np.ndarray, title: str = "Token frequencies") -> plt.Figure:
+    """Zipf plot: occurrences of each token against its frequency rank, both axes logarithmic.
+
+    counts: [vocab] occurrences per token id (zeros are left out).
+    """
+    ranked = np.sort(counts[counts > 0])[::-1]
+    figure, axes = plt.subplots(figsize=(5.5, 4))
+    axes.loglog(np.arange(1, len(ranked) + 1), ranked, lw=1.5)
+    axes.set(xlabel="frequency rank", ylabel="occurrences in the pre-training pool", title=title)
+    plt.close(figure)
+    return figure
+
+
+def training_curves_figure(logs: dict[int, pd.DataFrame]) -> plt.Figure:
+    """Training loss and held-out MLM accuracy against step, one line per W_S.
+
+    logs: W_S -> a model's log (columns step, loss, eval_accuracy).
+    """
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    palette = sns.color_palette("viridis", len(logs))
+    for color, (ws, log) in zip(palette, sorted(logs.items())):
+        train = log.dropna(subset=["loss"])
+        held = log.dropna(subset=["eval_accuracy"])
+        left.plot(train["step"], train["loss"], color=color, label=f"W_S = {ws:,}")
+        right.plot(held["step"], held["eval_accuracy"], "o-", color=color, label=f"W_S = {ws:,}")
+    left.set(xlabel="step", ylabel="training MLM loss (nats)", title="Training loss")
+    right.set(xlabel="step", ylabel="held-out MLM accuracy (token-weighted)",
+              title="Held-out accuracy on W_test")
+    left.legend()
+    plt.close(figure)
+    return figure
+
+
+def apt_vs_frequency_figure(table: pd.DataFrame, binned: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Fig. 1: APT(t) against W_S frequency, one panel per kind (all kinds first).
+
+    table: `apt.apt_table` rows; binned: column name -> `apt.binned_means` of that column.
+    Tokens absent from W_S (frequency 0) cannot sit on a log axis and are left out.
+    """
+    figure, axes = plt.subplots(1, len(binned), figsize=(4 * len(binned), 3.6), sharey=True)
+    for axis, (column, bins) in zip(np.atleast_1d(axes), binned.items()):
+        seen = table[(table["frequency"] > 0) & table[column].notna()]
+        axis.scatter(seen["frequency"], seen[column], s=4, alpha=0.25, color="grey", lw=0)
+        axis.errorbar(bins["x_center"], bins["mean"],
+                      yerr=[bins["mean"] - bins["ci_low"], bins["ci_high"] - bins["mean"]],
+                      fmt="o-", color="C3", capsize=3, label="log-binned mean, 95% CI")
+        axis.set(xscale="log", xlabel="frequency in W_S", title=column.replace("_", " "))
+    np.atleast_1d(axes)[0].set_ylabel("APT(t)")
+    np.atleast_1d(axes)[0].legend(loc="upper left")
+    plt.close(figure)
+    return figure
+
+
+def metric_by_ws_figure(curves: dict[str, dict[int, float]], ylabel: str, title: str) -> plt.Figure:
+    """Fig. 2: a metric of each model against its pre-training set size W_S (log axis)."""
+    figure, axes = plt.subplots(figsize=(5.5, 4))
+    for name, values in curves.items():
+        sizes = sorted(values)
+        axes.plot(sizes, [values[ws] for ws in sizes], "o-", label=name)
+    axes.set(xscale="log", xlabel="W_S (pre-training samples)", ylabel=ylabel, title=title)
+    axes.legend()
+    plt.close(figure)
+    return figure
+
+
+def confusion_heatmaps_figure(matrices: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Normalised confusion matrices side by side, same tokens in the same order in each panel."""
+    figure, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 5.2))
+    for axis, (title, matrix) in zip(np.atleast_1d(axes), matrices.items()):
+        if matrix.empty:
+            axis.text(0.5, 0.5, "no clustered tokens", ha="center", transform=axis.transAxes)
+            axis.set(title=title, xticks=[], yticks=[])
+            continue
+        sns.heatmap(matrix, ax=axis, vmin=0, vmax=1, cmap="mako_r", square=True, cbar=False,
+                    xticklabels=True, yticklabels=True)
+        axis.tick_params(labelsize=5)
+        axis.set(title=title, xlabel="predicted token", ylabel="true token")
+    plt.close(figure)
+    return figure
+
+
+def threshold_scan_figure(scans: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Clusters of size >= 2 and the largest cluster's share of kept tokens against the threshold."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, scan in scans.items():
+        left.plot(scan["threshold"], scan["clusters"], "o-", label=name)
+        right.plot(scan["threshold"], scan["largest_share"], "o-", label=name)
+    left.set(xlabel="strong-match threshold", ylabel="clusters (size >= 2)", title="How many clusters")
+    right.set(xlabel="strong-match threshold", ylabel="largest cluster / kept tokens",
+              title="Is there a giant component?", yscale="log")
+    left.legend()
+    plt.close(figure)
+    return figure
+
+
+def _model_palette(models: list[str]) -> dict[str, tuple]:
+    """Viridis along the W_S series, grey for the untrained model."""
+    series = [m for m in models if m != "untrained"]
+    colors = dict(zip(series, sns.color_palette("viridis", len(series))))
+    return {**colors, "untrained": (0.55, 0.55, 0.55)}
+
+
+def finetune_accuracy_figure(table: pd.DataFrame) -> plt.Figure:
+    """Test accuracy against block, one panel per task, one line per model and protocol
+    (solid: frozen trunk, dashed: full fine-tuning), chance dotted.
+
+    table: `reports.ch5_finetuning.accuracy_table` rows.
+    """
+    tasks = list(dict.fromkeys(table["task"]))
+    palette = _model_palette(list(dict.fromkeys(table["model"])))
+    figure, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False,
+                                layout="constrained")
+    for axis, task in zip(axes[0], tasks):
+        rows = table[table["task"] == task]
+        for (model, protocol), line in rows.groupby(["model", "protocol"], sort=False):
+            axis.plot(line["block"], line["accuracy"], "o-" if protocol == "frozen" else "s--",
+                      color=palette[model], label=f"{model}, {protocol}")
+        axis.axhline(rows["chance"].iloc[0], color="black", ls=":", lw=1, label="chance")
+        axis.set(xlabel="block (0 = embeddings)", ylabel="test accuracy", title=task,
+                 xticks=sorted(rows["block"].unique()))
+    axes[0][-1].legend(fontsize=8, loc="best")
+    plt.close(figure)
+    return figure
+
+
+def finetune_ws_figure(table: pd.DataFrame, block: int) -> plt.Figure:
+    """Test accuracy at one block against W_S (log axis), one panel per task; the untrained
+    model as a horizontal line, one colour per protocol."""
+    tasks = list(dict.fromkeys(table["task"]))
+    figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False,
+                                layout="constrained")
+    at_block = table[table["block"] == block]
+    for axis, task in zip(axes[0], tasks):
+        for color, (protocol, rows) in zip(sns.color_palette(), at_block[at_block["task"] == task]
+                                           .groupby("protocol", sort=False)):
+            trained = rows[rows["pretrained"]].sort_values("ws")
+            axis.plot(trained["ws"], trained["accuracy"], "o-", color=color, label=f"pre-trained, {protocol}")
+            for value in rows.loc[~rows["pretrained"], "accuracy"]:
+                axis.axhline(value, color=color, ls="--", label=f"untrained, {protocol}")
+        axis.set(xscale="log", xlabel="W_S (pre-training samples)", ylabel=f"test accuracy at block {block}",
+                 title=task)
+    axes[0][-1].legend(fontsize=8)
+    plt.close(figure)
+    return figure
+
+
+def label_confusion_figure(confusions: dict[str, np.ndarray], label_names: list[str]) -> plt.Figure:
+    """Row-normalised label confusion matrices side by side (each row: where the test samples of
+    one true label went). confusions: panel title -> counts [C, C]."""
+    figure, axes = plt.subplots(1, len(confusions), figsize=(5.2 * len(confusions), 5), squeeze=False,
+                                layout="constrained")
+    show_names = len(label_names) <= 20
+    for index, (axis, (title, counts)) in enumerate(zip(axes[0], confusions.items())):
+        shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+        sns.heatmap(shares, ax=axis, vmin=0, vmax=1, cmap="mako_r", square=True, cbar=False,
+                    xticklabels=label_names if show_names else False,
+                    yticklabels=label_names if show_names and index == 0 else False)
+        axis.tick_params(labelsize=7)
+        axis.set(title=title, xlabel="predicted label", ylabel="true label" if index == 0 else "")
+    plt.close(figure)
+    return figure
+
+
+def confidence_binned_figure(binned: pd.DataFrame, blocks: tuple[int, ...]) -> plt.Figure:
+    """Mean confidence (95% CI) in bins of mean input APT: one row of panels per block, one column
+    per task, one line per group (all / correct / wrong). binned: `confidence.binned_confidence`."""
+    tasks = list(dict.fromkeys(binned["task"]))
+    figure, axes = plt.subplots(len(blocks), len(tasks), figsize=(5.5 * len(tasks), 3.6 * len(blocks)),
+                                squeeze=False, sharey=True, layout="constrained")
+    colors = {"all": "black", "correct": "C2", "wrong": "C3"}
+    for row, block in enumerate(blocks):
+        for axis, task in zip(axes[row], tasks):
+            rows = binned[(binned["task"] == task) & (binned["block"] == block)]
+            for group, line in rows.groupby("group", sort=False):
+                axis.errorbar(line["x_center"], line["mean"],
+                              yerr=[line["mean"] - line["ci_low"], line["ci_high"] - line["mean"]],
+                              fmt="o-", capsize=3, color=colors[group], label=group)
+            axis.set(xlabel="mean input APT", title=f"{task}, block {block}")
+        axes[row][0].set_ylabel("max-softmax confidence")
+    axes[0][-1].legend(fontsize=8)
+    plt.close(figure)
+    return figure
+
+
+def confidence_correlation_figure(correlations: pd.DataFrame, bound: float) -> plt.Figure:
+    """Spearman rho(confidence, mean input APT) with 95% CI against block, one panel per task and
+    protocol, one line per group; the band +-bound shaded."""
+    panels = list(correlations.groupby(["task", "protocol"], sort=False))
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False,
+                                sharey=True, layout="constrained")
+    colors = {"all": "black", "correct": "C2", "wrong": "C3"}
+    for axis, ((task, protocol), rows) in zip(axes[0], panels):
+        axis.axhspan(-bound, bound, color="C0", alpha=0.12, label=f"|ρ| ≤ {bound:g}")
+        for offset, (group, line) in zip((-0.1, 0, 0.1), rows.groupby("group", sort=False)):
+            axis.errorbar(line["block"] + offset, line["rho"],
+                          yerr=[line["rho"] - line["ci_low"], line["ci_high"] - line["rho"]],
+                          fmt="o-", capsize=2, color=colors[group], label=group)
+        axis.axhline(0, color="black", lw=0.8)
+        axis.set(xlabel="block", title=f"{task}, {protocol}", xticks=sorted(rows["block"].unique()))
+    axes[0][0].set_ylabel("Spearman ρ (confidence, input APT)")
+    axes[0][-1].legend(fontsize=8)
+    plt.close(figure)
+    return figure
+
+
+def _depth_axis_label(curves) -> str:
+    """The index names of the curves (e.g. "layer / block"), else "depth"."""
+    names = dict.fromkeys(str(c.index.name) for c in curves if c.index.name is not None)
+    return " / ".join(names) or "depth"
+
+
+def metric_by_depth_figure(curves: dict[str, pd.Series], ylabel: str, title: str) -> plt.Figure:
+    """One line per named curve against depth.
+
+    curves: name -> Series indexed by layer or block index (its index name labels the x axis).
+    Non-finite values (an SNR with no noise) are left out.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for name, curve in curves.items():
+        values = curve.to_numpy(dtype=float)
+        axes.plot(curve.index, np.where(np.isfinite(values), values, np.nan), "o-", label=name)
+    axes.set(xlabel=_depth_axis_label(curves.values()), ylabel=ylabel, title=title)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if curves:
+        axes.legend()
+    plt.close(figure)
+    return figure
+
+
+def cluster_sizes_by_depth_figure(sizes_by_depth: dict[int, np.ndarray], title: str,
+                                  min_size: int = 2) -> plt.Figure:
+    """Cluster sizes at each depth: one dot per (depth, size), its area the share of that depth's
+    clusters with that size, and the mean size as a line.
+
+    sizes_by_depth: layer or block index -> sizes [clusters]; sizes below min_size (default 2:
+    singletons) are left out. The size axis turns logarithmic when the largest size exceeds
+    50 x min_size.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    means, largest = {}, 0
+    for depth, sizes in sorted(sizes_by_depth.items()):
+        shown = np.asarray(sizes)[np.asarray(sizes) >= min_size]
+        if not len(shown):
+            continue
+        values, counts = np.unique(shown, return_counts=True)
+        axes.scatter(np.full(len(values), depth), values, s=600 * counts / counts.sum(),
+                     color="C0", alpha=0.45, lw=0)
+        means[depth], largest = shown.mean(), max(largest, values[-1])
+    axes.plot(list(means), list(means.values()), "o-", color="C3", label="mean size")
+    if largest > 50 * max(min_size, 1):
+        axes.set_yscale("log")
+    else:
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set(xlabel="depth (layer or block index)", ylabel=f"cluster size (>= {min_size})",
+             title=title)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if not means:
+        axes.text(0.5, 0.5, "no clusters to show", ha="center", transform=axes.transAxes)
+    else:
+        axes.legend(title="dot area: share of clusters")
+    plt.close(figure)
+    return figure

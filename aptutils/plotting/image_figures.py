@@ -1,0 +1,77 @@
+"""Chapter 7's figures: label examples, single-filter fields, per-layer label confusions, and the
+BERT cluster sizes beside them.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+from ..analysis.filters import (
+    confusion_partitions,
+    layer_filter_labels,
+    reference_partition,
+    sharpest_filters,
+)
+from ..core.params import Settings
+from ..data.images import ImageData
+from ..readout.layers import LayerReadout
+from ..reports.ch7_image_analogy import TextBlocks
+from . import figures
+
+
+def label_examples_figure(data: ImageData) -> plt.Figure:
+    """The first test image of every label, with its name."""
+    figure, axes = plt.subplots(1, len(data.label_names), figsize=(1.3 * len(data.label_names), 1.7))
+    for label, (axis, name) in enumerate(zip(axes, data.label_names)):
+        image = data.test_images[np.flatnonzero(data.test_labels == label)[0]]
+        axis.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
+        axis.set(title=name, xticks=[], yticks=[])
+        axis.title.set_fontsize(8)
+    plt.close(figure)
+    return figure
+
+
+def filter_fields_figure(readout: LayerReadout, threshold: float, names: tuple[str, ...],
+                         count: int = 4) -> plt.Figure:
+    """Normalised single-filter matrices of the `count` sharpest filters of the first and the last
+    conv layer; the recognised labels are named in each title."""
+    every = layer_filter_labels(readout, threshold)
+    layers = list(dict.fromkeys((0, len(every) - 1)))
+    figure, axes = plt.subplots(len(layers), count, figsize=(2.6 * count, 2.8 * len(layers)),
+                                squeeze=False)
+    for row, layer in zip(axes, layers):
+        found = every[layer]
+        for axis, c in zip(row, sharpest_filters(found, count)):
+            sns.heatmap(found.normalised[c], ax=axis, vmin=0, vmax=1, cmap="mako_r", cbar=False,
+                        square=True, xticklabels=names, yticklabels=names)
+            labels = ", ".join(names[i] for i in np.flatnonzero(found.recognised[c]))
+            axis.set_title(f"layer {layer + 1}, filter {c}\n{labels}", fontsize=7)
+            axis.tick_params(labelsize=5)
+    for axis in axes[:, 0]:
+        axis.set_ylabel("image label")
+    for axis in axes[-1]:
+        axis.set_xlabel("output label")
+    figure.tight_layout()
+    plt.close(figure)
+    return figure
+
+
+def layer_confusion_figure(readout: LayerReadout, settings: Settings,
+                           names: tuple[str, ...]) -> plt.Figure:
+    """The label confusions of the first and the last conv layer's new output layers, each row as
+    shares of its label's test images, labels ordered by the clusters of `reference_partition`."""
+    own = confusion_partitions(readout, settings.threshold, settings.match == "mutual")
+    order = np.argsort(reference_partition(own).full_labels, kind="stable")
+    layers = dict.fromkeys((1, len(readout.accuracy)))
+    return figures.label_confusion_figure(
+        {f"layer {k}": readout.confusions[k - 1][np.ix_(order, order)] for k in layers},
+        [names[i] for i in order])
+
+
+def text_cluster_sizes_figure(text: TextBlocks | None) -> plt.Figure:
+    """BERT's strong-match cluster sizes per block (an empty figure saying so when not stored)."""
+    title = "BERT: token clusters per block (size >= 2)"
+    if text is None:
+        return figures.cluster_sizes_by_depth_figure({}, title + ", not in the store")
+    return figures.cluster_sizes_by_depth_figure(text.sizes, title)

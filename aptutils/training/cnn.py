@@ -1,0 +1,138 @@
+"""Training of chapter 7's VGG-style CNN on the image data, as a store artifact with its card and log.
+
+Used by chapter 7.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..core.device import resolved_device
+from ..core.params import Settings
+from ..core.store import Store
+from ..data.images import ImageData, training_images
+from ..models.vgg import VGGStyleCNN, new_cnn
+
+CNN_KNOBS = ("cnn_depth", "cnn_width", "cnn_epochs", "cnn_lr", "cnn_batch", "image_train_samples",
+             "seed")
+
+
+WEIGHT_DECAY = 0.01
+WARMUP_SHARE = 0.05
+EVAL_BATCH = 500
+
+
+def warmup_then_decay(total_steps: int):
+    """Learning-rate factor: linear rise over WARMUP_SHARE of the steps, then linear decay to 0."""
+    warmup = max(1, int(WARMUP_SHARE * total_steps))
+    decay = max(1, total_steps - warmup)
+    return lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / decay))
+
+
+def train_cnn(model: VGGStyleCNN, images: np.ndarray, labels: np.ndarray, epochs: float,
+              learning_rate: float, batch_size: int, seed: int, device: str = "cpu",
+              progress: bool = True) -> list[dict]:
+    """AdamW with warm-up and linear decay under bf16 autocast; one log row (and line) per epoch."""
+    generator = torch.Generator().manual_seed(seed)
+    images_t, labels_t = torch.from_numpy(images), torch.from_numpy(labels)
+    total = max(1, math.ceil(epochs * math.ceil(len(labels) / batch_size)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_decay(total))
+    model.to(device).train()
+    log, step, started = [], 0, time.time()
+    while step < total:
+        order = torch.randperm(len(labels), generator=generator)
+        loss_sum, correct, seen = 0.0, 0, 0
+        for picked in order.split(batch_size):
+            if step == total:
+                break
+            target = labels_t[picked].to(device)
+            with torch.autocast(device_type=device, dtype=torch.bfloat16):
+                logits = model(images_t[picked].to(device)).float()
+            loss = F.cross_entropy(logits, target)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += float(loss.detach()) * len(picked)
+            correct += int((logits.argmax(1) == target).sum())
+            seen, step = seen + len(picked), step + 1
+        log.append({"epoch": len(log) + 1, "step": step, "training loss": loss_sum / seen,
+                    "training accuracy": correct / seen, "seconds": time.time() - started})
+        if progress:
+            print(f"CNN epoch {len(log)}/{math.ceil(epochs)}: training loss {loss_sum / seen:.3f}, "
+                  f"training accuracy {correct / seen:.3f}, {time.time() - started:.0f} s",
+                  flush=True)
+    model.eval()
+    return log
+
+
+@torch.no_grad()
+def predict(model: VGGStyleCNN, images: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Predicted label of every image, [N]."""
+    model.to(device).eval()
+    predicted = []
+    for start in range(0, len(images), EVAL_BATCH):
+        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+            logits = model(torch.from_numpy(images[start:start + EVAL_BATCH]).to(device))
+        predicted.append(logits.argmax(1).cpu().numpy())
+    return np.concatenate(predicted)
+
+
+@dataclass(frozen=True)
+class TrainedCNN:
+    """A trained CNN in the store: weights, architecture and card (test accuracy, timing, log)."""
+
+    folder: Path
+
+    @property
+    def card(self) -> dict:
+        return json.loads((self.folder / "card.json").read_text())
+
+    @property
+    def log(self) -> pd.DataFrame:
+        """One row per epoch (the index): step, training loss, training accuracy, seconds."""
+        return pd.DataFrame(self.card["log"]).set_index("epoch")
+
+    def load(self) -> VGGStyleCNN:
+        model = VGGStyleCNN(**self.card["architecture"])
+        model.load_state_dict(torch.load(self.folder / "model.pt"))
+        return model.eval()
+
+
+def build_cnn(folder: Path, settings: Settings, data: ImageData) -> None:
+    """Train the CNN of these settings and save weights and card into `folder`."""
+    images, labels = training_images(data, settings.image_train_samples, settings.seed)
+    model = new_cnn(settings, data, images)
+    device = resolved_device(settings)
+    log = train_cnn(model, images, labels, settings.cnn_epochs, settings.cnn_lr, settings.cnn_batch,
+                    settings.seed, device)
+    accuracy = float((predict(model, data.test_images, device) == data.test_labels).mean())
+    height, _, channels = data.train_images.shape[1:]
+    seconds = log[-1]["seconds"]
+    card = {"architecture": {"depth": settings.cnn_depth, "width": settings.cnn_width, "side": height,
+                             "channels_in": channels, "labels": len(data.label_names)},
+            "parameters": sum(p.numel() for p in model.parameters()), "training_images": len(labels),
+            "epochs": settings.cnn_epochs, "steps": log[-1]["step"], "test_accuracy": accuracy,
+            "wall_seconds": seconds, "device": device, "log": log,
+            "images_per_second": log[-1]["step"] * settings.cnn_batch / seconds}
+    torch.save(model.cpu().state_dict(), folder / "model.pt")
+    (folder / "card.json").write_text(json.dumps(card, indent=1))
+
+
+def trained_cnn(settings: Settings, data: ImageData, store: Store | None = None) -> TrainedCNN:
+    """The CNN keyed by exactly its knobs and its images: from the store, or trained now (saying
+    so)."""
+    store = store or Store()
+    params = {"images": data.folder.name, **settings.subset(CNN_KNOBS)}
+    if store.get("cnn", params) is None:
+        print(f"Training the CNN (not in the store {store.root})", flush=True)
+    return TrainedCNN(store.get_or_build("cnn", params, lambda f: build_cnn(f, settings, data)))

@@ -1,0 +1,241 @@
+"""Pre-training of BERT-6 with `transformers.Trainer`, one model per W_S, resumable.
+
+`pretraining_data` loads corpus, tokenizer and samples; `pretrained_model` returns the model of
+one W_S from the store, training it when missing; `pretrain_series` does every W_S of the
+profile. Runs on one CPU process, one GPU, or under torchrun / accelerate launch (DDP).
+Used by chapter 1, and by every later chapter through the store.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+
+from ..core.counts import TokenCounts
+from ..core.device import resolved_device
+from ..core.errors import ParameterError
+from ..core.params import Settings
+from ..core.store import Store
+from ..data.masking import KIND_NAMES, MLMCollator
+from ..data.pretraining import PretrainingData, pretraining_data
+from ..models.bert import SparseHeadBertForMaskedLM, new_model, parameter_count
+from ..training.evaluation import heldout_counts
+
+MODEL_KNOBS = ("hidden_size", "num_layers", "num_heads", "ffn_size", "dropout", "mask_prob",
+               "batch_size", "learning_rate", "weight_decay", "epochs", "warmup_ratio",
+               "eval_every", "precision", "seed")
+
+
+class TokenRows(torch.utils.data.Dataset):
+    """Rows of a [N, L] id array as {"input_ids": row} samples."""
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"input_ids": torch.as_tensor(self.rows[index]).long()}
+
+
+class MLMTrainer(Trainer):
+    """A Trainer whose evaluation counts right predictions on the fixed, masked W_test."""
+
+    def __init__(self, *args, heldout: tuple[np.ndarray, np.ndarray, np.ndarray], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.heldout = heldout
+
+    def heldout_counts(self) -> TokenCounts:
+        model = self.accelerator.unwrap_model(self.model)
+        precision = "bf16" if self.args.bf16 else "fp32"
+        return heldout_counts(model, *self.heldout, batch_size=self.args.per_device_eval_batch_size,
+                              device=self.args.device, precision=precision)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
+        counts = self.heldout_counts()
+        metrics = {f"{metric_key_prefix}_loss": counts.loss,
+                   f"{metric_key_prefix}_accuracy": counts.accuracy,
+                   f"{metric_key_prefix}_mean_apt": counts.mean_apt(),
+                   **{f"{metric_key_prefix}_{kind}_accuracy": counts.kind_accuracy(kind)
+                      for kind in KIND_NAMES.values()},
+                   f"{metric_key_prefix}_masked_mean_apt": counts.mean_apt("masked")}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+class ProgressLines(TrainerCallback):
+    """One line per evaluation (for notebooks and logs, where a live bar would flood the output)."""
+
+    def __init__(self, label: str):
+        self.label, self.started = label, time.time()
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if state.is_world_process_zero and metrics:
+            elapsed = time.time() - self.started
+            print(f"{self.label}: step {state.global_step}/{state.max_steps}, held-out loss "
+                  f"{metrics['eval_loss']:.3f}, accuracy {metrics['eval_accuracy']:.3f}, "
+                  f"<APT> {metrics['eval_mean_apt']:.3f}; masked: accuracy "
+                  f"{metrics['eval_masked_accuracy']:.3f}, <APT> {metrics['eval_masked_mean_apt']:.3f}; "
+                  f"{elapsed:.0f} s", flush=True)
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest `checkpoint-N` whose trainer state was written (so the save finished)."""
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def model_params(settings: Settings, data: PretrainingData, ws: int) -> dict:
+    """Exactly what determines a pre-trained model: its samples, its knobs and W_S."""
+    return {"samples": data.samples.folder.name, **settings.subset(MODEL_KNOBS), "ws": ws}
+
+
+def training_arguments(settings: Settings, work_dir: Path, ws: int) -> TrainingArguments:
+    """Trainer arguments: linear schedule with warm-up, AdamW, eval and checkpoint every eval_every."""
+    device = resolved_device(settings)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    steps = math.ceil(settings.epochs * math.ceil(ws / (settings.batch_size * world)))
+    return TrainingArguments(
+        output_dir=str(work_dir), per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=max(settings.batch_size, 128), learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay, max_steps=steps,
+        warmup_steps=int(settings.warmup_ratio * steps), lr_scheduler_type="linear",
+        optim="adamw_torch_fused", bf16=settings.precision == "bf16",
+        fp16=settings.precision == "fp16", use_cpu=device == "cpu",
+        eval_strategy="steps", eval_steps=settings.eval_every, save_strategy="steps",
+        save_steps=settings.eval_every, save_total_limit=1, logging_steps=max(1, settings.eval_every // 5),
+        seed=settings.seed, data_seed=settings.seed, report_to="none", remove_unused_columns=False,
+        disable_tqdm=not sys.stderr.isatty(), dataloader_num_workers=0,
+    )
+
+
+def is_main_process() -> bool:
+    """True on the single process, or on rank 0 under torchrun / accelerate launch."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def quiet_progress_bars() -> None:
+    """No live progress bars where nobody watches a terminal (notebooks, logs): they flood outputs."""
+    from transformers.utils import logging as hf_logging
+
+    if not sys.stderr.isatty():
+        hf_logging.disable_progress_bar()
+
+
+def train_mlm(folder: Path | None, settings: Settings, data: PretrainingData, ws: int, work_dir: Path) -> None:
+    """Pre-train one model on W_S, resuming from the last checkpoint in `work_dir`.
+
+    The main process saves model, card and log into `folder`; other DDP ranks pass None.
+    """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    quiet_progress_bars()
+    tokenizer, samples = data.tokenizer, data.samples
+    model = new_model(settings, len(tokenizer), tokenizer.pad_token_id, resolved_device(settings))
+    heldout = (samples.array("test_inputs"), samples.array("test_labels"), samples.array("test_kinds"))
+    rows = samples.train_slice(ws)
+    trainer = MLMTrainer(
+        model=model, args=training_arguments(settings, work_dir, ws), train_dataset=TokenRows(rows),
+        eval_dataset=TokenRows(samples.array("test_ids")), data_collator=MLMCollator(tokenizer, settings.mask_prob),
+        callbacks=[ProgressLines(f"W_S={ws}")], heldout=heldout,
+    )
+    trainer.remove_callback(PrinterCallback)
+    resume = last_complete_checkpoint(work_dir)
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    wall = time.time() - started
+    final = trainer.evaluate()
+    if folder is None:
+        return
+    trainer.save_model(str(folder))
+    tokens_per_sample = float((rows != tokenizer.pad_token_id).sum(1).mean())
+    steps = trainer.state.global_step
+    card = {
+        "ws": ws, "parameters": parameter_count(model), "steps": steps,
+        "tokens_seen": int(steps * settings.batch_size * trainer.args.world_size * tokens_per_sample),
+        "wall_seconds": wall, "resumed_from_step": int(resume.name.split("-")[1]) if resume else 0,
+        "device": str(trainer.args.device), "processes": trainer.args.world_size,
+        "train_loss": result.training_loss, "heldout_loss": final["eval_loss"],
+        "heldout_accuracy": final["eval_accuracy"], "heldout_mean_apt": final["eval_mean_apt"],
+    }
+    (folder / "card.json").write_text(json.dumps(card, indent=1))
+    (folder / "log_history.json").write_text(json.dumps(trainer.state.log_history))
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """A pre-trained model in the store, with its training log and model card."""
+
+    folder: Path
+
+    def load(self) -> SparseHeadBertForMaskedLM:
+        quiet_progress_bars()
+        return SparseHeadBertForMaskedLM.from_pretrained(self.folder)
+
+    @property
+    def card(self) -> dict:
+        return json.loads((self.folder / "card.json").read_text())
+
+    @property
+    def log(self) -> pd.DataFrame:
+        """One row per logged step: columns step, loss (training), eval_loss, eval_accuracy, eval_mean_apt."""
+        rows = json.loads((self.folder / "log_history.json").read_text())
+        return pd.DataFrame(rows).groupby("step", as_index=False).first()
+
+
+def pretrained_model(settings: Settings, ws: int, data: PretrainingData | None = None,
+                     store: Store | None = None) -> PretrainedModel:
+    """The model pre-trained on the first `ws` samples: from the store, or trained now (saying so)."""
+    store = store or Store()
+    data = data or pretraining_data(settings, store)
+    params = model_params(settings, data, ws)
+    found = store.get("model", params)
+    if found is None:
+        print(f"Pre-training W_S={ws} (not in the store {store.root})", flush=True)
+        work_dir = store.work_dir("model", params)
+        if is_main_process():
+            with store.writing("model", params) as folder:
+                train_mlm(folder, settings, data, ws, work_dir)
+            store.clear_work_dir("model", params)
+        else:
+            train_mlm(None, settings, data, ws, work_dir)
+        if torch.distributed.is_initialized():
+            torch.distributed.barrier()
+        found = store.path("model", params)
+    return PretrainedModel(found)
+
+
+def pretrain_series(settings: Settings, store: Store | None = None) -> dict[int, PretrainedModel]:
+    """One pre-trained model per W_S in `ws_list`, smallest first."""
+    store = store or Store()
+    data = pretraining_data(settings, store)
+    return {ws: pretrained_model(settings, ws, data, store) for ws in settings.ws_list}
+
+
+def analysis_ws(settings: Settings) -> int:
+    """The W_S of the model read block by block: `analysis_ws`, else the largest of `ws_list`."""
+    ws = settings.analysis_ws or max(settings.ws_list)
+    if ws not in settings.ws_list:
+        raise ParameterError(f"analysis_ws={ws}: must be one of ws_list {list(settings.ws_list)}")
+    return ws
+
+
+def readout_model(settings: Settings, ws: int, trained: bool, data: PretrainingData, store: Store):
+    """(model, key): the pre-trained model of W_S, or the same architecture untrained (seeded)."""
+    if trained:
+        return pretrained_model(settings, ws, data, store).load(), model_params(settings, data, ws)
+    tokenizer = data.tokenizer
+    model = new_model(settings, len(tokenizer), tokenizer.pad_token_id, resolved_device(settings))
+    return model, {**model_params(settings, data, ws), "untrained": True}
