@@ -1,6 +1,23 @@
 """aptutils: the package behind the book reproducing arXiv:2509.03407 (APT, BERT-6, clusters).
 
-Chapters import it and call it; all logic lives here, unit-tested in tests/.
+Chapters import it and call it; all logic lives here, unit-tested in tests/. A house in layers,
+each importing only from the layers below it (tests/test_layers.py keeps it so):
+
+    plotting   figures.py, image_figures.py            every figure of the book
+    reports    ch1_pretraining … ch7_image_analogy     chapter N's tables and verdicts: chN_*.py
+    analysis   apt, baselines, clusters, structure,    statistics, nulls, intervals
+               confidence, filters
+    readout    features, readers, counting, probes,    what each block predicts (lens, probe, …)
+               reading, layers
+    training   pretrain, published, evaluation,        Trainer pre-training, the one head loop,
+               heads, finetune, cnn                    fine-tuning
+    models     bert, vgg                               the sparse-head BERT, the CNN
+    data       corpus, tokenizer, masking,             Wikipedia, W_S / W_test, tasks, images
+               pretraining, tasks, images
+    core       knobs, profiles, params, store,         parameters, artifacts, precision, counts,
+               device, counts, errors, verdicts        verdict records
+
+notebooks.py and __main__.py (the book's build and command line) sit above every layer.
 """
 from .core.errors import DataError, ParameterError
 from .core.params import Settings, configure, resolve

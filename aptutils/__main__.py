@@ -1,7 +1,7 @@
 """Command line: build the book, pre-train, keep the chapters' parameter cells in sync.
 
     python -m aptutils book [--profile cpu] [-p NAME VALUE ...] [--chapters 01 02] [--no-render]
-    python -m aptutils pretrain [--profile paper] [-p NAME VALUE ...]   (also under torchrun)
+    python -m aptutils pretrain [--profile paper] [-p NAME VALUE ...] [--publish]   (also under torchrun)
     python -m aptutils sync-parameters
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .core.errors import DataError, ParameterError
 from .core.params import DEFAULT_PROFILE, PROFILE_NAMES, resolve
+from .core.store import absolute_path_variables
 
 
 def parse_value(text: str):
@@ -40,9 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     book = commands.choices["book"]
     book.add_argument("--chapters", nargs="*", help="chapter numbers to execute (default: all)")
     book.add_argument("--no-render", action="store_true", help="execute only, skip jupyter-book")
+    commands.choices["pretrain"].add_argument(
+        "--publish", action="store_true",
+        help="copy the trained models into book/models with their cards (the book's defaults)")
     commands.add_parser("render", help="render book/ into _build/html (warnings are errors)")
     commands.add_parser("sync-parameters", help="rewrite the chapters' parameters cells")
     args = parser.parse_args(argv)
+    absolute_path_variables()  # papermill runs the chapters from the repository root
     try:
         return COMMANDS[args.command](args)
     except (ParameterError, DataError) as error:
@@ -58,21 +63,34 @@ def chosen_parameters(args) -> dict:
 
 
 def build_book(args) -> int:
+    from .core.device import resolved_device
     from .notebooks import (
         BOOK_DIR,
+        EXECUTION_PAGE,
         VERDICTS_PAGE,
         chapter_sources,
         execute_chapter,
+        execution_page,
+        record_execution,
         verdicts_page,
     )
 
     chosen = chosen_parameters(args)
+    known = {s.name[:2] for s in chapter_sources()}
+    unknown = sorted(set(args.chapters or ()) - known)
+    if unknown:
+        raise ParameterError(f"--chapters {' '.join(unknown)}: no such chapter; the chapters are "
+                             f"{' '.join(sorted(known))}")
     sources = [s for s in chapter_sources() if not args.chapters or s.name[:2] in args.chapters]
+    device = resolved_device(resolve(chosen))
     for source in sources:
         started = time.time()
         print(f"Executing {source.name} ({chosen})", flush=True)
         execute_chapter(source, BOOK_DIR / source.name, chosen)
-        print(f"{source.name}: {time.time() - started:.0f} s", flush=True)
+        seconds = time.time() - started
+        record_execution(source.stem, chosen["profile"], seconds, device)
+        print(f"{source.name}: {seconds:.0f} s", flush=True)
+    EXECUTION_PAGE.write_text(execution_page())
     VERDICTS_PAGE.write_text(verdicts_page())
     return 0 if args.no_render else render(args)
 
@@ -85,10 +103,24 @@ def render(args) -> int:
 
 
 def pretrain(args) -> int:
-    from .training.pretrain import pretrain_series
+    from .data.pretraining import pretraining_data
+    from .training.pretrain import model_params, pretrain_series
+    from .training.published import PUBLISHED_DIR, publish
 
-    for ws, model in pretrain_series(resolve(chosen_parameters(args))).items():
+    chosen = chosen_parameters(args)
+    settings = resolve(chosen)
+    for ws, model in pretrain_series(settings).items():
         print(f"W_S={ws}: {model.folder}")
+        if not args.publish or model.folder.parent == PUBLISHED_DIR:
+            continue
+        command = "python -m aptutils pretrain " + " ".join(
+            [f"--profile {settings.profile}"] + [f"-p {n} {v}" for n, v in args.parameter]
+            + ["--publish"])
+        data = pretraining_data(settings)
+        target = publish(model.folder, model_params(settings, data, ws),
+                         f"{settings.profile}-ws{ws}", command,
+                         extra={"tokenizer_key": data.tokenizer_key})
+        print(f"W_S={ws}: published to {target}")
     return 0
 
 

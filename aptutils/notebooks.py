@@ -1,4 +1,4 @@
-"""Chapter notebooks: their `parameters` cells (generated from `core.params.KNOBS`) and their execution.
+"""Chapter notebooks: their `parameters` cells (generated from `core.knobs.KNOBS`) and their execution.
 
 `python -m aptutils sync-parameters` rewrites every chapter's parameters cell from the knobs, so
 the notebooks never repeat a default; tests check that the cells are in sync.
@@ -35,7 +35,7 @@ def chapter_sources() -> list[Path]:
 def parameters_source(groups: tuple[str, ...]) -> str:
     """The text of a parameters cell: one line per knob in `groups`, with its meaning."""
     lines = ["# Parameters (papermill -p NAME VALUE). None takes the profile's value;",
-             "# the profiles are in aptutils/params.py."]
+             "# the profiles are in aptutils/core/profiles.py."]
     for knob in KNOBS:
         if set(knob.groups) & set(groups):
             value = repr(DEFAULT_PROFILE) if knob.name == "profile" else "None"
@@ -68,24 +68,69 @@ VERDICTS_PAGE = BOOK_DIR / "verdicts.md"
 
 def verdicts_page(book_dir: Path = BOOK_DIR) -> str:
     """The Markdown of the book's verdict page, gathered from the executed chapters in book/."""
-    from .core.verdicts import gather_verdicts
+    from .core.verdicts import gather_model_records, gather_verdicts
 
     notebooks = {path.stem: json.loads(path.read_text()) for path in sorted(book_dir.glob("[0-9][0-9]_*.ipynb"))}
     table = gather_verdicts(notebooks)
     lines = ["# Claims and verdicts", "",
              "Every claim of the paper, with the verdict its chapter computed on the published run "
              "(gathered from the executed chapters by `python -m aptutils book`; not typed by hand).", "",
-             "| claim | chapter | claim text | this run | verdict |", "|---|---|---|---|---|"]
+             "| claim | chapter | claim text | this run | verdict | reason |",
+             "|---|---|---|---|---|---|"]
     for claim, row in table.iterrows():
         chapter = f"[{row['chapter']}]({row['chapter']}.ipynb)" if row["chapter"] else ""
-        cells = [claim, chapter, row["claim text"], row["this run"], f"**{row['verdict']}**"]
+        cells = [claim, chapter, row["claim text"], row["this run"], f"**{row['verdict']}**",
+                 row["reason"]]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    models = gather_model_records(notebooks)
+    if len(models):
+        lines += ["", "## The models these verdicts read", "",
+                  "Chapter 1's records of the W_S series on W_test (through each model's own head), "
+                  "beside the trivial rules; masked positions are the primary reading.", "",
+                  models.to_markdown(index=False, floatfmt=".3f", intfmt=",")]
     return "\n".join(lines) + "\n"
 
 
 def execute_chapter(source: Path, output: Path, parameters: dict[str, Any]) -> None:
-    """Run a chapter with papermill from the repository root, writing the executed copy."""
+    """Run a chapter with papermill from the repository root, writing the executed copy; what the
+    chapter prints (one line per evaluation of long work) streams to this terminal as it runs."""
+    import sys
+
     import papermill
 
     papermill.execute_notebook(str(source), str(output), parameters=parameters,
-                               cwd=str(REPO_ROOT), progress_bar=True, kernel_name="python3")
+                               cwd=str(REPO_ROOT), progress_bar=True, kernel_name="python3",
+                               stdout_file=sys.stdout, stderr_file=sys.stderr)
+
+
+EXECUTION_RECORD = BOOK_DIR / "execution.json"
+EXECUTION_PAGE = BOOK_DIR / "execution.md"
+
+
+def record_execution(chapter: str, profile: str, seconds: float, device: str,
+                     record: Path = EXECUTION_RECORD) -> dict:
+    """Add (or replace) one chapter's execution in the book's record: profile, wall time, device,
+    date and commit. Returns the whole record {chapter: entry}."""
+    import datetime
+
+    from .training.published import git_commit
+
+    entries = json.loads(record.read_text()) if record.is_file() else {}
+    entries[chapter] = {"profile": profile, "seconds": round(seconds), "device": device,
+                        "date": datetime.date.today().isoformat(), "commit": git_commit()[:10]}
+    record.write_text(json.dumps(dict(sorted(entries.items())), indent=1) + "\n")
+    return entries
+
+
+def execution_page(record: Path = EXECUTION_RECORD) -> str:
+    """The Markdown of the execution-status page: one row per executed chapter."""
+    entries = json.loads(record.read_text()) if record.is_file() else {}
+    lines = ["# Execution status", "",
+             "How each chapter of this book was last executed by `python -m aptutils book` (the "
+             "commit is the one checked out when it ran; uncommitted changes are not shown).", "",
+             "| chapter | profile | wall time | device | date | commit |", "|---|---|---|---|---|---|"]
+    for chapter, entry in entries.items():
+        minutes = f"{entry['seconds'] // 60} min {entry['seconds'] % 60} s"
+        lines.append(f"| [{chapter}]({chapter}.ipynb) | `{entry['profile']}` | {minutes} | "
+                     f"{entry['device']} | {entry['date']} | `{entry['commit']}` |")
+    return "\n".join(lines) + "\n"

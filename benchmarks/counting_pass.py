@@ -22,9 +22,9 @@ import torch
 
 
 def model_and_test_set(vocab: int, hidden: int, samples: int):
-    from aptutils.masking import mask_tokens
-    from aptutils.model import new_model
-    from aptutils.params import resolve
+    from aptutils.core.params import resolve
+    from aptutils.data.masking import mask_tokens
+    from aptutils.models.bert import new_model
 
     settings = resolve({"profile": "cpu", "hidden_size": hidden, "num_heads": max(1, hidden // 64)})
     model = new_model(settings, vocab, 0).eval()
@@ -48,13 +48,17 @@ def plain_forward(model, inputs, precision: str) -> float:
 
 
 def counting_pass(model, inputs, labels, kinds) -> float:
-    from aptutils.blocks import block_features, count_all_blocks, new_probe_heads
+    from aptutils.readout.counting import count_all_blocks
+    from aptutils.readout.features import block_features
+    from aptutils.readout.probes import new_probe_heads
+    from aptutils.readout.readers import LensReader, ProbeReader
 
     blocks = model.config.num_hidden_layers + 1
-    heads = {"probe": list(new_probe_heads(model.config, blocks, seed=0)), "lens": [model.cls] * blocks}
+    readers = {"probe": ProbeReader(new_probe_heads(model.config, blocks, seed=0).eval()),
+               "lens": LensReader(model)}
     started = time.perf_counter()
     features = block_features(model, inputs, labels, kinds)
-    count_all_blocks(heads, features, model.config.vocab_size)
+    count_all_blocks(readers, features, model.config.vocab_size)
     return time.perf_counter() - started
 
 

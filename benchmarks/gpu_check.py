@@ -17,11 +17,12 @@ import traceback
 import torch
 
 from aptutils.__main__ import parse_value
-from aptutils.finetune import finetune_all
-from aptutils.finetune_report import accuracy_table
-from aptutils.params import resolve
-from aptutils.pretrain import pretrain_series, pretraining_data
-from aptutils.readout import block_counts
+from aptutils.core.params import resolve
+from aptutils.data.pretraining import pretraining_data
+from aptutils.readout.reading import block_counts
+from aptutils.reports.ch5_finetuning import accuracy_table
+from aptutils.training.finetune import finetune_all
+from aptutils.training.pretrain import pretrain_series
 
 # A reduced gpu profile: a few minutes on one H100.
 CHECK = {"profile": "gpu", "ws_list": "2000,8000", "epochs": 4.0, "eval_every": 200,

@@ -19,10 +19,12 @@ from transformers import (BertForMaskedLM, DataCollatorForLanguageModeling, Trai
                           TrainerCallback, TrainingArguments)
 from transformers.utils import logging as hf_logging
 
-from aptutils.masking import MLMCollator
-from aptutils.model import bert_config, new_model
-from aptutils.params import resolve
-from aptutils.pretrain import TokenRows, pretraining_data, resolved_device
+from aptutils.core.device import resolved_device
+from aptutils.core.params import resolve
+from aptutils.data.masking import MLMCollator
+from aptutils.data.pretraining import pretraining_data
+from aptutils.models.bert import bert_config, new_model
+from aptutils.training.pretrain import TokenRows
 
 
 class StepClock(TrainerCallback):

@@ -84,3 +84,15 @@ def test_smoke_without_a_mirror_falls_back_to_the_gensim_excerpt(monkeypatch):
     assert len(articles) >= 100
     assert all(len(a["text"].split()) >= 200 and a["id"].startswith("gensim-") for a in articles)
     assert "[[" not in articles[0]["text"]  # wiki markup stripped
+
+
+def test_a_damaged_mirror_file_stops_with_one_line(tmp_path, monkeypatch):
+    from aptutils.core.errors import DataError
+    from aptutils.data.corpus import load_mirror_split
+
+    (tmp_path / "wikipedia").mkdir()
+    (tmp_path / "wikipedia" / "train-00000-of-00001.parquet").write_bytes(b"not a parquet file")
+    monkeypatch.setenv("APTBOOK_DATA", str(tmp_path))
+    with pytest.raises(DataError, match="cannot read train-00000-of-00001.parquet") as raised:
+        load_mirror_split("wikipedia", "train", ("id", "text"))
+    assert "\n" not in str(raised.value)

@@ -1,7 +1,9 @@
-"""Frozen-trunk features and heads, the truncated classifier, and the APT/confidence join."""
+"""Frozen-trunk features and heads (mean, cls and entity read-outs), the truncated classifier,
+and the APT/confidence join."""
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -17,16 +19,15 @@ from aptutils.core.params import resolve
 from aptutils.models.bert import new_model
 from aptutils.reports.ch5_finetuning import paired_gain_ci
 from aptutils.reports.ch6_confidence import c9_verdict
+from aptutils.training.classifier import BlockClassifier, TrimmingCollator
 from aptutils.training.finetune import (
-    BlockClassifier,
     FinetuneResult,
     ModelSpec,
-    TrimmingCollator,
     fit_linear_heads,
     full_blocks,
     label_confusion,
-    pooled_block_features,
 )
+from aptutils.training.pooling import pool, pooled_block_features, task_pooling
 
 PAD, CLS = 0, 1
 # APT per token id 0..5: ids 0, 1 are special, 4 never occurs in W_test.
@@ -83,7 +84,10 @@ def test_correlations_and_bins_leave_dropped_samples_out():
     binned = binned_confidence(frame, "frozen", bins=1).set_index(["block", "group"])
     everyone = binned.loc[(2, "all")]
     assert (everyone["n"], everyone["mean"]) == (2, pytest.approx(0.65))
-    assert c9_verdict(correlations.reset_index(), settings).verdict == "not measured"
+    reliable = pd.DataFrame({"reliability": [0.9], "control_rho": [0.8], "control_low": [0.7],
+                             "control_high": [0.9], "median_occurrences": [50.0]}, index=["Toy"])
+    verdict = c9_verdict(correlations.reset_index(), reliable, settings)
+    assert verdict.verdict == "not measured" and "ρ is undefined for Toy" in verdict.reason
 
 
 def test_pooled_features_of_every_block_equal_a_direct_computation(tiny_model):
@@ -98,6 +102,47 @@ def test_pooled_features_of_every_block_equal_a_direct_computation(tiny_model):
     torch.testing.assert_close(pooled, means, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(pooled_block_features(tiny_model, ids, "cls"),
                                torch.stack([h[:, 0] for h in hidden]), atol=1e-5, rtol=1e-5)
+
+
+ENTITY_IDS = np.array([[CLS, 5, 30, 6, 30, 31, 7, 31, 2], [CLS, 31, 8, 31, 9, 30, 10, 30, 2]])
+ENTITIES = np.array([[2, 5], [5, 1]])  # positions of the head's and the tail's opening marker
+
+
+def test_entity_pooling_concatenates_the_states_at_head_and_tail_markers(tiny_model):
+    hidden = torch.arange(2 * 4 * 3, dtype=torch.float).reshape(2, 4, 3)
+    pooled = pool(hidden, torch.ones(2, 4), "entity", torch.tensor([[1, 3], [2, 0]]))
+    assert pooled.tolist() == [[3, 4, 5, 9, 10, 11], [18, 19, 20, 12, 13, 14]]
+    with pytest.raises(ValueError, match="entity pooling needs the entity marker positions"):
+        pool(hidden, torch.ones(2, 4), "entity")
+    with torch.no_grad():
+        hidden = tiny_model.bert(input_ids=torch.as_tensor(ENTITY_IDS), output_hidden_states=True).hidden_states
+    expected = torch.stack([torch.cat([h[[0, 1], [2, 5]], h[[0, 1], [5, 1]]], -1) for h in hidden])
+    features = pooled_block_features(tiny_model, ENTITY_IDS, "entity", ENTITIES, batch_size=1)
+    assert features.shape == (3, 2, 32)
+    torch.testing.assert_close(features, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_each_task_has_its_own_read_out():
+    settings = resolve({"profile": "smoke"})
+    assert (task_pooling(settings, "few_rel"), task_pooling(settings, "dbpedia_14")) == ("entity", "mean")
+    changed = settings.replace(fewrel_pooling="cls", pooling="cls")
+    assert task_pooling(changed, "few_rel") == task_pooling(changed, "dbpedia_14") == "cls"
+    with pytest.raises(ParameterError, match="fewrel_pooling='first': allowed values are 'entity'"):
+        resolve({"fewrel_pooling": "first"})
+    with pytest.raises(ParameterError, match="pooling='entity': allowed values are 'mean', 'cls'"):
+        resolve({"pooling": "entity"})
+
+
+def test_full_fine_tuning_reads_the_entity_markers_of_the_kept_blocks(tiny_model):
+    ids, entities = torch.as_tensor(ENTITY_IDS), torch.as_tensor(ENTITIES)
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        hidden = tiny_model.bert(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        classifier = BlockClassifier(tiny_model.bert, 1, "entity", classes=3, dropout=0.0).eval()
+        logits = classifier(ids, mask, entities).logits
+    assert classifier.classifier.in_features == 32
+    read = torch.cat([hidden[1][[0, 1], [2, 5]], hidden[1][[0, 1], [5, 1]]], -1)
+    torch.testing.assert_close(logits, classifier.classifier(read))
 
 
 def test_block_classifier_keeps_exactly_the_blocks_up_to_b(tiny_model):
@@ -120,6 +165,9 @@ def test_collator_cuts_batches_to_their_longest_row():
     assert batch["input_ids"].tolist() == [[CLS, 5, 2], [CLS, 2, PAD]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["labels"].tolist() == [1, 0]
+    assert "entities" not in batch
+    rows[0]["entities"], rows[1]["entities"] = torch.tensor([1, 2]), torch.tensor([1, 1])
+    assert TrimmingCollator(PAD)(rows)["entities"].tolist() == [[1, 2], [1, 1]]
 
 
 def test_linear_heads_separate_an_informative_block_and_not_a_noise_block():
@@ -144,30 +192,3 @@ def test_full_fine_tuning_blocks_beyond_the_model_are_refused():
     assert full_blocks(resolve({"finetune_full_blocks": "0,6"})) == (0, 6)
     with pytest.raises(ParameterError, match=r"finetune_full_blocks=0,9: blocks run 0\.\.6 \(num_layers=6\)"):
         full_blocks(resolve({"finetune_full_blocks": "0,9"}))
-
-
-def series_results(accuracy_by_model: dict[tuple[int, bool], float]) -> list[FinetuneResult]:
-    """Frozen results at blocks 0 and 2 (smoke depth) of 100 test samples for both tasks, the
-    first `accuracy * 100` samples right at block 2 and none at block 0."""
-    results = []
-    for name in ("few_rel", "dbpedia_14"):
-        task = SimpleNamespace(name=name, title=name, label_names=["a", "b"])
-        for (ws, pretrained), accuracy in accuracy_by_model.items():
-            predicted = np.ones((2, 100), int)
-            predicted[1, : round(accuracy * 100)] = 0
-            results.append(FinetuneResult(task, ModelSpec(ws, pretrained), "frozen", (0, 2),
-                                          np.ones((2, 100)), predicted, np.zeros(100, int),
-                                          np.zeros((2, 2, 2), int)))
-    return results
-
-
-def test_c8_and_c12_verdicts_on_hand_made_accuracies():
-    from aptutils.reports.ch5_finetuning import c8_verdict, c12_verdict
-
-    settings = resolve({"profile": "smoke"})  # ws_list 64, 128; 2 blocks
-    rising = series_results({(64, True): 0.6, (128, True): 0.9, (128, False): 0.3})
-    assert c8_verdict(rising, settings).verdict == "holds"
-    assert c12_verdict(rising, settings).verdict == "holds"
-    assert "W_S=64 0.600, W_S=128 0.900" in c12_verdict(rising, settings).this_run
-    falling_step = series_results({(64, True): 0.9, (128, True): 0.6, (128, False): 0.3})
-    assert c12_verdict(falling_step, settings).verdict == "does not hold"

@@ -1,5 +1,6 @@
 """Chapter 7's machinery on hand-made inputs: single-filter masking, per-layer feature caching,
-filter label sets and SNR, label clusters by chapter 3's rule, the verdict, the figures, knobs."""
+filter label sets and SNR, label clusters by chapter 3's rule and null, the verdict (planted
+label clusters pass, shuffled ones fail), the figures, knobs."""
 import json
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from aptutils.analysis import filters
+from aptutils.analysis.clusters import ClusterRule, shuffled_errors
 from aptutils.analysis.structure import partition
 from aptutils.core.errors import ParameterError
 from aptutils.core.params import resolve
@@ -19,6 +21,7 @@ from aptutils.plotting.figures import (
     metric_by_depth_figure,
 )
 from aptutils.readout import layers
+from aptutils.readout.readers import BlockReader, LayerReader
 from aptutils.reports import ch7_image_analogy
 from aptutils.training import cnn
 
@@ -48,7 +51,9 @@ def test_read_layer_on_a_hand_made_head():
         head.linear.weight.copy_(torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]))
         head.linear.bias.copy_(torch.tensor([100.0, 0.0]))  # decides the head, not the fields
     features = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 2.0, 0.0]])
-    read = layers.read_layer(head, features, torch.tensor([0, 1]), label_count=2, cells=2)
+    reader = LayerReader(torch.nn.ModuleList([head]))
+    assert isinstance(reader, BlockReader) and reader.blocks == 1 and reader.name == "layer"
+    read = layers.read_layer(reader, 0, features, torch.tensor([0, 1]), label_count=2, cells=2)
     assert read["accuracy"] == 0.5 and read["confusion"].tolist() == [[1, 0], [1, 0]]
     assert read["fields"].tolist() == [[[1, 5], [2, 6]], [[4, 8], [6, 14]]]
     assert read["activity"].tolist() == [[0.5, 0.5], [0.5, 1.0]]  # [filter, label]
@@ -104,27 +109,62 @@ def test_the_cnn_pools_every_second_layer_down_to_2x2():
     assert vgg.layer_channels(9, 3) == [3, 3, 6, 6, 12, 12, 24, 24, 24]
 
 
-def test_label_confusion_clusters_and_snr_by_chapter_3s_rule():
-    confusion = np.array([[8, 4, 1], [2, 8, 0], [0, 1, 9]])
-    reference = partition(confusion, threshold=0.5, mutual=False)
-    assert reference.sizes.tolist() == [2, 1]
-    # labels 0 and 1 share a cluster: inside mass 4 + 2, outside mass 1
-    assert filters.confusion_snr(confusion, reference) == pytest.approx(6.0)
-    unclustered = partition(np.diag([5, 5, 5]), threshold=0.5, mutual=False)
-    assert filters.reference_partition([reference, unclustered]) is reference
-    assert np.isnan(filters.confusion_snr(confusion, unclustered))
+LABEL_RULE = ClusterRule(0.5, "mutual", 5)
 
 
-def table(labels_per_filter, snr):
-    return pd.DataFrame({"labels per filter": labels_per_filter, "filter SNR": snr,
-                         "accuracy": [0.3] * len(snr)}, index=range(1, len(snr) + 1))
+def planted_labels(pairs=((0, 1), (2, 3))) -> np.ndarray:
+    """10 labels, each right 50 times; the planted pairs mistake each other 30 times (M = 0.6 both
+    ways) and every label is mistaken once for every other one."""
+    confusion = np.ones((10, 10), int) + np.diag(np.full(10, 49))
+    for a, b in pairs:
+        confusion[a, b] = confusion[b, a] = 30
+    return confusion
 
 
-def test_c11_verdict():
-    assert ch7_image_analogy.c11_verdict(table([3.0, 2.0], [1.5, 4.0]), 10).verdict == "holds"
-    assert ch7_image_analogy.c11_verdict(table([3.0, 6.0], [1.5, 4.0]), 10).verdict == "does not hold"
-    assert ch7_image_analogy.c11_verdict(table([3.0, 2.0], [4.0, 1.5]), 10).verdict == "does not hold"
-    assert ch7_image_analogy.c11_verdict(table([2.0], [4.0]), 10).verdict == "not measured"
+def readout_of(*confusions) -> layers.LayerReadout:
+    count = len(confusions)
+    return layers.LayerReadout(np.linspace(0.4, 0.8, count), np.array(confusions),
+                               [np.zeros((1, 10, 10))] * count, [np.ones((1, 10))] * count,
+                               [np.zeros(1)] * count)
+
+
+def c11(*confusions):
+    readout = readout_of(*confusions)
+    table = filters.layer_structure(readout, LABEL_RULE, 20, 0).assign(accuracy=readout.accuracy)
+    return ch7_image_analogy.c11_verdict(table, 10, LABEL_RULE)
+
+
+def test_label_clusters_come_from_chapter_3s_one_definition():
+    readout = readout_of(planted_labels(), planted_labels(((4, 5),)))
+    own = filters.confusion_partitions(readout, LABEL_RULE)
+    for found, confusion in zip(own, readout.confusions):
+        assert np.array_equal(found.labels, partition(confusion, LABEL_RULE).labels)
+    assert own[0].clustered_tokens().tolist() == [0, 1, 2, 3]
+    assert filters.reference_partition(own) is own[1]
+    table = filters.layer_structure(readout, LABEL_RULE, 5, 0)
+    assert table.index.tolist() == [1, 2] and table.index.name == "layer"
+    assert table["clusters"].tolist() == [2, 1]
+    # layer 1: 10 labels x 9 wrong labels, 1 each, + 4 x 29 on the pairs: 206 errors, 4 x 30 inside
+    assert table.loc[1, "in-cluster share"] == pytest.approx(120 / 206)
+
+
+def test_c11_holds_on_planted_label_clusters_that_appear_with_depth():
+    verdict = c11(planted_labels(()), planted_labels())
+    assert verdict.verdict == "holds"
+    assert verdict.reason.startswith("2 label clusters of 2-2 labels at layer 2 (4 clustered against 0.0")
+
+
+def test_c11_fails_once_the_label_clusters_are_shuffled_away():
+    shuffled = shuffled_errors(planted_labels(), np.random.default_rng(3)).toarray()
+    verdict = c11(planted_labels(()), shuffled)
+    assert verdict.verdict == "does not hold" and "no two of the 10 kept labels" in verdict.reason
+
+
+def test_c11_refuses_a_large_cluster_and_a_single_layer():
+    chain = planted_labels(((0, 1), (1, 2), (2, 3), (3, 4), (4, 5)))  # one cluster of 6 labels
+    verdict = c11(planted_labels(()), chain)
+    assert verdict.verdict == "does not hold" and "holds 6 of 10 labels: not small" in verdict.reason
+    assert c11(planted_labels()).verdict == "not measured"
 
 
 def test_metric_by_depth_figure_draws_one_line_per_curve():

@@ -6,15 +6,21 @@ import pytest
 
 from aptutils.core.errors import DataError, ParameterError
 from aptutils.core.params import resolve
-from aptutils.data.tasks import (
+from aptutils.data.entities import (
+    check_entity_positions,
     check_markers,
+    encode_marked_rows,
+    entity_span,
+    fewrel_marked,
+    marked_entities,
+)
+from aptutils.data.tasks import (
+    Task,
+    build_task,
     check_task,
     encode_rows,
-    entity_span,
-    fewrel_text,
     first_labels,
     load_fewrel,
-    mark_entities,
     raw_dbpedia,
     raw_fewrel,
     sample_per_label,
@@ -26,7 +32,7 @@ TOKENS = ["the", "new", "york", "times", "owns", "the", "boston", "globe"]
 
 
 def marked(head, tail, markers="punct") -> str:
-    return " ".join(mark_entities(TOKENS, head, tail, markers))
+    return " ".join(marked_entities(TOKENS, head, tail, markers)[0])
 
 
 def test_multi_token_entities_get_one_marker_pair_each():
@@ -52,9 +58,9 @@ def test_entity_span_takes_the_first_mention_and_refuses_positions_outside_the_s
     assert entity_span([[-1, 0]], 8) is None
     assert entity_span([], 8) is None
     row = {"tokens": TOKENS, "head": {"indices": [[1, 2, 3]]}, "tail": {"indices": [[9]]}}
-    assert fewrel_text(row, "punct") is None
+    assert fewrel_marked(row, "punct") is None
     row["tail"]["indices"] = [[6, 7]]
-    assert fewrel_text(row, "punct") == "the @ new york times @ owns the # boston globe #"
+    assert fewrel_marked(row, "punct").text == "the @ new york times @ owns the # boston globe #"
 
 
 def test_one_pool_split_takes_test_first_at_most_half_and_is_disjoint():
@@ -156,3 +162,71 @@ def test_per_label_counts_on_a_hand_made_mirror(tmp_path, monkeypatch):
     assert np.bincount(dbpedia.test_labels).tolist() == [5, 5, 5]
     with pytest.raises(DataError, match="few_rel_labels=5: FewRel \\(mirror\\) holds 4 labels"):
         raw_fewrel(settings.replace(few_rel_labels=5), "mirror")
+
+
+@pytest.fixture(scope="module")
+def marker_tokenizer(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tokenizer")
+    train_wordpiece(["mail me @ home , the new york times owns the boston globe # 1 [ e1 ] [ / e2 ]"] * 20,
+                    160, folder)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def test_openers_are_found_by_offset_not_by_the_first_marker_symbol(marker_tokenizer):
+    tokens = ["mail", "me", "@", "home", ",", "the", "boston", "globe", "#", "1"]
+    row = {"tokens": tokens, "head": {"indices": [[6, 7]]}, "tail": {"indices": [[0]]}}
+    marked = fewrel_marked(row, "punct")
+    assert marked.text == "# mail # me @ home , the @ boston globe @ # 1"
+    assert [marked.text[c] for c in marked.openers] == ["@", "#"]
+    assert marked.openers == (25, 0)
+    rows = encode_marked_rows(marker_tokenizer, [marked.text], [marked.openers], seq_len=40)
+    pieces = marker_tokenizer.convert_ids_to_tokens(rows.ids[0].tolist())
+    head, tail = rows.entities[0]
+    assert pieces[head] == "@" and pieces[head + 1] == "boston" and pieces[:3] == ["[CLS]", "#", "mail"]
+    assert tail == 1 and "@" in pieces[:head]  # the earlier '@' of "mail me @ home" is not the head
+    brackets = fewrel_marked(row, "brackets")
+    rows = encode_marked_rows(marker_tokenizer, [brackets.text], [brackets.openers], seq_len=60)
+    pieces = marker_tokenizer.convert_ids_to_tokens(rows.ids[0].tolist())
+    assert pieces[rows.entities[0][0]:rows.entities[0][0] + 4] == ["[", "e1", "]", "boston"]
+
+
+def test_long_rows_keep_a_window_around_both_markers_and_far_markers_are_dropped(marker_tokenizer):
+    words = ["the"] * 30 + ["@", "boston", "@", "owns", "#", "globe", "#"] + ["the"] * 30
+    text = " ".join(words)
+    head, tail = len(" ".join(words[:30])) + 1, len(" ".join(words[:34])) + 1
+    far = " ".join(["@", "a"] + ["the"] * 20 + ["#", "b"])
+    rows = encode_marked_rows(marker_tokenizer, [text, far], [(head, tail), (0, len(far) - 3)], seq_len=12)
+    assert rows.kept.tolist() == [0] and rows.cut == 1 and rows.ids.shape == (1, 12)
+    pieces = marker_tokenizer.convert_ids_to_tokens(rows.ids[0].tolist())
+    assert pieces == ["[CLS]", "the", "the", "@", "boston", "@", "owns", "#", "globe", "#", "the", "[SEP]"]
+    assert rows.entities.tolist() == [[3, 7]]
+
+
+def test_a_missing_marker_is_reported_with_its_row():
+    ids = np.array([[2, 7, 5, 8, 3], [2, 5, 7, 8, 3]])
+    assert check_entity_positions(ids, np.array([[1, 3], [2, 3]]), [7, 8], "FewRel test").tolist() == \
+        [[1, 3], [2, 3]]
+    with pytest.raises(DataError, match=r"FewRel test row 1: the head marker \(token id 7\) is not at "
+                                        r"position 1 of its ids; 1 row\(s\) like it"):
+        check_entity_positions(ids, np.array([[1, 3], [1, 3]]), [7, 8], "FewRel test")
+    with pytest.raises(DataError, match="the tail marker .* is not at position 9"):
+        check_entity_positions(ids, np.array([[1, 3], [2, 9]]), [7, 8], "FewRel test")
+
+
+def test_a_built_fewrel_task_carries_checked_entity_positions(tmp_path, monkeypatch, marker_tokenizer):
+    monkeypatch.setenv("APTBOOK_DATA", str(write_task_mirror(tmp_path / "mirror")))
+    settings = resolve({"profile": "smoke", "few_rel_labels": 2, "few_rel_train": 3, "few_rel_test": 2})
+    (tmp_path / "task").mkdir()
+    build_task(tmp_path / "task", settings, "few_rel", marker_tokenizer)
+    task = Task("few_rel", tmp_path / "task")
+    positions = task.entity_positions("test")
+    ids = task.array("test_ids")
+    assert positions.shape == (4, 2) and task.info["markers_too_far"] == 0
+    assert (ids[np.arange(4), positions[:, 0]] == marker_tokenizer.convert_tokens_to_ids("@")).all()
+    assert (ids[np.arange(4), positions[:, 1]] == marker_tokenizer.convert_tokens_to_ids("#")).all()
+    (tmp_path / "dbpedia").mkdir()
+    build_task(tmp_path / "dbpedia", settings, "dbpedia_14", marker_tokenizer)
+    with pytest.raises(DataError, match="DBpedia-14 has no entity markers: entity pooling reads FewRel only"):
+        Task("dbpedia_14", tmp_path / "dbpedia").entity_positions("test")

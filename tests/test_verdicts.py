@@ -43,15 +43,17 @@ def test_verdict_rejects_unknown_claims_and_verdicts():
 def test_verdict_table_one_row_per_claim_in_claim_order():
     table = verdict_table([
         Verdict("C10", "0.62", "share of errors in cluster 0.62 > 0.5", decide(True)),
-        Verdict("C3", "0.12 → 0.15", "block 6 - block 0 = 0.03 > 0", decide(True)),
+        Verdict("C3", "0.12 → 0.15", "block 6 - block 0 = 0.03 > 0", decide(True),
+                "the rise 0.03 [0.01, 0.05] lies above 0"),
         Verdict("C2", "—", "one W_S only", decide(None)),
     ])
     assert table.index.name == "claim"
     assert table.index.tolist() == ["C2", "C3", "C10"]
     assert table.columns.tolist() == ["claim text", "paper", "this run", "deciding statistic",
-                                      "verdict"]
+                                      "verdict", "reason"]
     assert table.loc["C3"].tolist() == [CLAIMS["C3"], "0.037 → 0.31 (Table 1)", "0.12 → 0.15",
-                                        "block 6 - block 0 = 0.03 > 0", "holds"]
+                                        "block 6 - block 0 = 0.03 > 0", "holds",
+                                        "the rise 0.03 [0.01, 0.05] lies above 0"]
     assert table.loc["C2", "verdict"] == "not measured"
 
 

@@ -1,7 +1,10 @@
-"""Accuracy per token (APT): the per-token table, APT(50), binned curves, rank correlation, and
-the decomposition of the rise of <APT> into frequency groups.
+"""Accuracy per token (APT): the per-token table, APT(50), binned curves, rank correlation, the
+decomposition of the rise of <APT> into frequency groups, and the bootstrap primitives that
+`analysis.rises` builds C1-C4's intervals over tokens from.
 
-Used by chapter 2 (APT) and chapter 6 (confidence vs input APT).
+Every per-token number rests on a reading (the kinds of modified position it counts: masked,
+replaced, unchanged or several) and a token enters only with at least `min_occurrences` positions
+of that reading. Used by chapter 2 (APT) and chapter 6 (confidence vs input APT).
 """
 from __future__ import annotations
 
@@ -9,60 +12,65 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata, spearmanr
 
-from ..core.counts import TokenCounts, token_counts
-from ..data.masking import KIND_NAMES, special_token_ids
+from ..core.counts import KINDS, Reading, TokenCounts, reading_name, token_counts
+from ..data.masking import special_token_ids
 from ..data.pretraining import PretrainingData
 from ..readout.counting import BlockCounts
 
 CONFIDENCE = 0.95
 PAPER_MEAN_APT = {0: 0.037, 6: 0.31}  # Table 1 of the paper: <APT> at block 0 and block 6
-_BOOTSTRAP_CELLS = 2_000_000  # resampled values held in memory at once
+BOOTSTRAP_CELLS = 2_000_000  # resampled values held in memory at once
 
 
-def apt_table(counts: TokenCounts, pretraining_frequency: np.ndarray) -> pd.DataFrame:
-    """One row per token that occurs as a modified token in W_test.
+def apt_table(counts: TokenCounts, pretraining_frequency: np.ndarray, kinds: Reading = None,
+              min_occurrences: int = 1) -> pd.DataFrame:
+    """One row per token that occurs as a modified token in W_test (any kind).
 
     pretraining_frequency: occurrences of each token id in the pre-training set W_S, shape [V].
-    Columns: token_id, frequency (in W_S), occurrences (modified positions in W_test, all kinds),
-    apt, and apt_<kind> for each kind (NaN where that kind never occurs for the token).
+    Columns: token_id, frequency (in W_S), occurrences and apt on the reading `kinds` (None: all
+    kinds), then apt_all and apt_<kind> for each kind. An APT is NaN where its reading has fewer
+    than `min_occurrences` positions of the token.
     """
     frequency = np.asarray(pretraining_frequency)
     if frequency.shape != counts.total.shape[1:]:
         raise ValueError(f"pretraining_frequency has shape {frequency.shape}, "
                          f"expected {counts.total.shape[1:]} (one count per token id)")
-    occurrences = counts.total.sum(0)
-    tokens = np.flatnonzero(occurrences > 0)
+    tokens = np.flatnonzero(counts.occurrences() > 0)
     columns = {"token_id": tokens, "frequency": frequency[tokens],
-               "occurrences": occurrences[tokens], "apt": counts.apt()[tokens]}
-    for kind in KIND_NAMES.values():
-        columns[f"apt_{kind}"] = counts.apt(kind)[tokens]
+               "occurrences": counts.occurrences(kinds)[tokens],
+               "apt": counts.apt(kinds, min_occurrences)[tokens],
+               "apt_all": counts.apt(None, min_occurrences)[tokens]}
+    for kind in KINDS:
+        columns[f"apt_{kind}"] = counts.apt(kind, min_occurrences)[tokens]
     return pd.DataFrame(columns)
 
 
 def apt50_most_frequent(table: pd.DataFrame, n: int = 50) -> float:
-    """APT(50), first reading: mean APT of the n tokens of `table` most frequent in W_S.
+    """APT(50), first reading: mean APT of the n tokens most frequent in W_S among those of
+    `table` with an APT (finite `apt`).
 
-    Ties in frequency go to the lower token_id. Fewer than n tokens in the table: all of them.
+    Ties in frequency go to the lower token_id. Fewer than n such tokens: all of them.
     """
-    ranked = table.sort_values(["frequency", "token_id"], ascending=[False, True])
+    ranked = table[table["apt"].notna()].sort_values(["frequency", "token_id"],
+                                                     ascending=[False, True])
     return float(ranked["apt"].head(n).mean())
 
 
 def apt50_min_occurrences(table: pd.DataFrame, min_occurrences: int = 50) -> float:
-    """APT(50), second reading: mean APT of the tokens modified at least `min_occurrences` times
-    in W_test. NaN if no token qualifies."""
+    """APT(50), second reading: mean APT of the tokens with at least `min_occurrences` positions
+    (`occurrences`) in W_test. NaN if no token qualifies."""
     return float(table.loc[table["occurrences"] >= min_occurrences, "apt"].mean())
 
 
-def _bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """Means of `n_boot` resamples (with replacement) of the 1-d `values`. Shape [n_boot]."""
-    chunk = max(1, _BOOTSTRAP_CELLS // max(len(values), 1))
+    chunk = max(1, BOOTSTRAP_CELLS // max(len(values), 1))
     parts = [values[rng.integers(0, len(values), (min(chunk, n_boot - start), len(values)))]
              .mean(1) for start in range(0, n_boot, chunk)]
     return np.concatenate(parts)
 
 
-def _percentile_interval(samples: np.ndarray) -> tuple[float, float]:
+def percentile_interval(samples: np.ndarray) -> tuple[float, float]:
     """Central CONFIDENCE interval of bootstrap samples, ignoring NaN ones."""
     tail = 100 * (1 - CONFIDENCE) / 2
     low, high = np.nanpercentile(samples, [tail, 100 - tail])
@@ -103,13 +111,13 @@ def binned_means(x: np.ndarray, y: np.ndarray, bins: int | np.ndarray, n_boot: i
             continue
         low, high = edges[b], edges[b + 1]
         center = np.sqrt(low * high) if log else (low + high) / 2
-        ci = _percentile_interval(_bootstrap_means(values, n_boot, rng))
+        ci = percentile_interval(bootstrap_means(values, n_boot, rng))
         rows.append((low, high, center, len(values), values.mean(), *ci))
     return pd.DataFrame(rows, columns=["x_low", "x_high", "x_center", "n", "mean",
                                        "ci_low", "ci_high"])
 
 
-def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson correlation of each row of a with the same row of b; NaN for a constant row."""
     a = a - a.mean(1, keepdims=True)
     b = b - b.mean(1, keepdims=True)
@@ -128,12 +136,12 @@ def spearman_ci(x: np.ndarray, y: np.ndarray, n_boot: int = 1000,
     x, y = x[finite], y[finite]
     rho = float(spearmanr(x, y).statistic)
     rng = np.random.default_rng(seed)
-    chunk = max(1, _BOOTSTRAP_CELLS // len(x))
+    chunk = max(1, BOOTSTRAP_CELLS // len(x))
     samples = []
     for start in range(0, n_boot, chunk):
         pick = rng.integers(0, len(x), (min(chunk, n_boot - start), len(x)))
-        samples.append(_rowwise_pearson(rankdata(x[pick], axis=1), rankdata(y[pick], axis=1)))
-    return (rho, *_percentile_interval(np.concatenate(samples)))
+        samples.append(rowwise_pearson(rankdata(x[pick], axis=1), rankdata(y[pick], axis=1)))
+    return (rho, *percentile_interval(np.concatenate(samples)))
 
 
 def frequency_groups(frequency: np.ndarray, n_groups: int) -> list[np.ndarray]:
@@ -180,38 +188,55 @@ def pretraining_frequency(data: PretrainingData, ws: int) -> np.ndarray:
                         special_token_ids(data.tokenizer))
 
 
-def block_summary(counts: dict[str, list[BlockCounts]], frequency: np.ndarray) -> pd.DataFrame:
-    """Table 1: per protocol and block, <APT> (all kinds and per kind), both APT(50) readings
-    and the token-weighted accuracy. Indexed by (protocol, block)."""
-    rows = []
-    for protocol, blocks in counts.items():
-        for block, item in enumerate(blocks):
-            table = apt_table(item.counts, frequency)
-            row = {"protocol": protocol, "block": block, "<APT>": item.counts.mean_apt()}
-            row.update({f"<APT> {kind}": item.counts.mean_apt(kind) for kind in KIND_NAMES.values()})
-            row["APT(50) top-50"] = apt50_most_frequent(table)
-            row["APT(50) >=50 seen"] = apt50_min_occurrences(table)
-            row["token-weighted accuracy"] = item.counts.accuracy
-            row["paper <APT>"] = PAPER_MEAN_APT.get(block, np.nan)
-            rows.append(row)
-    return pd.DataFrame(rows).set_index(["protocol", "block"])
+def summary_row(counts: TokenCounts, frequency: np.ndarray, kinds: Reading = None,
+                min_occurrences: int = 1) -> dict[str, float]:
+    """One row of Table 1: <APT> on the reading `kinds` first, then on all kinds and each kind,
+    both APT(50) readings and the token-weighted accuracy on the reading, and on all kinds."""
+    name = reading_name(kinds)
+    table = apt_table(counts, frequency, kinds, min_occurrences)
+    row = {f"⟨APT⟩ {name}": counts.mean_apt(kinds, min_occurrences)}
+    row.update({f"⟨APT⟩ {other}": counts.mean_apt(other, min_occurrences)
+                for other in ("all", *KINDS) if other != name})
+    row[f"APT(50) top-50 {name}"] = apt50_most_frequent(table)
+    row[f"APT(50) >=50 seen {name}"] = apt50_min_occurrences(table, max(50, min_occurrences))
+    row[f"accuracy {name}"] = counts.kind_accuracy(kinds)
+    if name != "all":
+        row["accuracy all"] = counts.accuracy
+    return row
 
 
-def mean_apt_curves(summary: pd.DataFrame, column: str = "<APT>") -> dict[str, pd.Series]:
-    """One series per protocol: `column` against block index."""
-    return {protocol: summary.loc[protocol, column] for protocol in summary.index.levels[0]}
+def block_summary(readers: dict[str, list[BlockCounts]], frequency: np.ndarray,
+                  kinds: Reading = None, min_occurrences: int = 1,
+                  rules: dict[str, TokenCounts] | None = None) -> pd.DataFrame:
+    """Table 1: a `summary_row` per reader (e.g. "probe", "untrained, probe") and block, then
+    one per trivial rule (block "any"), all on the same W_test. Indexed by (reader, block); the
+    paper's <APT> stands beside blocks 0 and 6."""
+    rows = [{"reader": reader, "block": block, **summary_row(item.counts, frequency, kinds,
+                                                             min_occurrences),
+             "paper ⟨APT⟩": PAPER_MEAN_APT.get(block, np.nan)}
+            for reader, blocks in readers.items() for block, item in enumerate(blocks)]
+    rows += [{"reader": rule, "block": "any", **summary_row(counts, frequency, kinds,
+                                                            min_occurrences)}
+             for rule, counts in (rules or {}).items()]
+    return pd.DataFrame(rows).set_index(["reader", "block"])
+
+
+def depth_curve(summary: pd.DataFrame, reader: str, column: str) -> pd.Series:
+    """`column` of one reader of `block_summary` against block index."""
+    rows = summary.loc[reader, column]
+    return pd.Series(rows.to_numpy(dtype=float), index=pd.Index(rows.index.astype(int), name="block"))
 
 
 def rise_decomposition(counts: dict[str, list[BlockCounts]], frequency: np.ndarray,
-                       n_groups: int = 2) -> pd.DataFrame:
-    """How much of the rise of <APT> from block 0 to the last block each frequency group gives.
-
-    Tokens are those modified in W_test; groups are equal-count quantiles of W_S frequency.
-    """
+                       n_groups: int = 2, kinds: Reading = None,
+                       min_occurrences: int = 1) -> pd.DataFrame:
+    """How much of the rise of <APT> (reading `kinds`) from block 0 to the last block each
+    frequency group gives. Tokens: those with at least `min_occurrences` positions of the
+    reading; groups are equal-count quantiles of W_S frequency."""
     tables = []
     for protocol, blocks in counts.items():
-        first, last = blocks[0].counts.apt(), blocks[-1].counts.apt()
-        occurring = np.flatnonzero(blocks[-1].counts.total.sum(0) > 0)
-        table = rise_by_frequency(first[occurring], last[occurring], frequency[occurring], n_groups)
+        first = blocks[0].counts.apt(kinds, min_occurrences)
+        last = blocks[-1].counts.apt(kinds, min_occurrences)
+        table = rise_by_frequency(first, last, frequency, n_groups)
         tables.append(table.assign(protocol=protocol))
     return pd.concat(tables).set_index(["protocol", "group"])

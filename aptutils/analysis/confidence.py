@@ -1,32 +1,98 @@
-"""Confidence of the fine-tuned classifiers against the mean APT of their input tokens (chapter 6).
+"""Confidence of the fine-tuned classifiers against the mean APT of their input tokens (chapter 6),
+and the checks that make "does not depend" mean something.
 
-Each test sample's input APT is the mean, over its non-special input tokens, of APT(t) from the
-APT table of the analysis model's last block (chapter 2's counts under `protocol`). A token that
-is never a modified token in W_test has no APT: it is left out of the mean and counted, and a
-sample none of whose tokens has an APT is counted and dropped. Confidence is the classifier's
-maximum softmax probability.
+Each test sample's input APT is the mean, over its non-special input tokens, of APT(t) at the
+analysis model's last block: chapter 2's counts under `protocol`, on its reading (`kinds`) and
+with its `token_min_occurrences`. A token with fewer positions of the reading has no APT: it is
+left out of the mean and counted, and a sample none of whose tokens has an APT is counted and
+dropped. Confidence is the classifier's maximum softmax probability.
+
+Input APT rests on few occurrences per token, so it may be mostly noise, and noise is independent
+of anything. Two checks: the *split-half reliability* (each token's occurrences split at random
+into two halves, from the counts alone; the Spearman correlation over the test inputs of their
+two half-means, Spearman-Brown corrected, averaged over splits) and a *positive control* (a
+"confidence" that is the input APT of one half, read against the other half's input APT: it
+depends on input APT completely, so C9's rule must call it dependent).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 from ..analysis.apt import binned_means, spearman_ci
+from ..core.counts import Reading, TokenCounts, kind_rows
 from ..core.params import Settings
 from ..core.store import Store
 from ..data.masking import special_token_ids
 from ..data.pretraining import PretrainingData
 from ..readout.reading import block_counts
 from ..training.finetune import FinetuneResult
-from ..training.pretrain import analysis_ws
+from ..training.pretrain import analysed_ws
 
 GROUPS = ("all", "correct", "wrong")
+SPLITS = 20  # random splits averaged in the split-half reliability
 
 
-def token_apt(settings: Settings, data: PretrainingData, store: Store | None = None) -> np.ndarray:
-    """APT(t) at the last block of the analysis model under `protocol`; NaN where t never
-    occurs as a modified token in W_test. Shape [vocab]."""
-    return block_counts(settings, store=store, data=data)[settings.protocol][-1].counts.apt()
+@dataclass(frozen=True)
+class TokenOccurrences:
+    """W_test counts of one reading: correct, total [R, V] (the R kinds of the reading), and the
+    fewest occurrences (summed over the kinds) for a token to have an APT."""
+
+    correct: np.ndarray
+    total: np.ndarray
+    min_occurrences: int
+
+    @classmethod
+    def of(cls, counts: TokenCounts, kinds: Reading, min_occurrences: int) -> "TokenOccurrences":
+        rows = kind_rows(kinds)
+        return cls(counts.correct[rows], counts.total[rows], max(1, min_occurrences))
+
+    @property
+    def occurrences(self) -> np.ndarray:
+        """Modified W_test positions of each token, [V]."""
+        return self.total.sum(0)
+
+    @property
+    def eligible(self) -> np.ndarray:
+        """Tokens with at least `min_occurrences` positions, bool [V]."""
+        return self.occurrences >= self.min_occurrences
+
+    def apt(self) -> np.ndarray:
+        """APT(t) of the eligible tokens, NaN elsewhere, [V]."""
+        return _ratio(self.correct.sum(0), self.occurrences, self.eligible)
+
+    def split_halves(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """APT [V] of every eligible token on two disjoint random halves of its occurrences.
+
+        Per kind, n occurrences split into n // 2 (plus one, on a fair coin, when n is odd) and
+        the rest; the correct ones among the first part are drawn hypergeometrically, which is
+        exactly a random split of the occurrences, from the counts alone. NaN where a token is
+        not eligible or its half is empty."""
+        first = self.total // 2 + ((self.total % 2 == 1) & (rng.random(self.total.shape) < 0.5))
+        correct_first = rng.hypergeometric(self.correct, self.total - self.correct, first)
+        halves = ((correct_first, first), (self.correct - correct_first, self.total - first))
+        return tuple(_ratio(c.sum(0), n.sum(0), self.eligible) for c, n in halves)
+
+
+def _ratio(correct: np.ndarray, total: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(keep & (total > 0), correct / np.maximum(total, 1), np.nan)
+
+
+def token_occurrences(settings: Settings, data: PretrainingData,
+                      store: Store | None = None) -> TokenOccurrences:
+    """Chapter 2's reading (`kinds`, `token_min_occurrences`) of the counts at the last block of
+    the analysis model under `protocol`."""
+    counts = block_counts(settings, store=store, data=data)[settings.protocol][-1].counts
+    return TokenOccurrences.of(counts, settings.kinds, settings.token_min_occurrences)
+
+
+def mean_input_apt(ids: np.ndarray, apt: np.ndarray, special_ids: list[int]) -> np.ndarray:
+    """Mean APT [N] over the non-special tokens of ids [N, L] that have one (NaN if none has)."""
+    return input_apt(ids, apt, special_ids)["mean_apt"].to_numpy()
 
 
 def input_apt(ids: np.ndarray, apt: np.ndarray, special_ids: list[int]) -> pd.DataFrame:
@@ -42,11 +108,74 @@ def input_apt(ids: np.ndarray, apt: np.ndarray, special_ids: list[int]) -> pd.Da
                          "mean_apt": np.where(has_apt.any(1), mean, np.nan)})
 
 
+def _rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rho over the pairs where both are finite; NaN with < 3 pairs or a constant side."""
+    both = np.isfinite(x) & np.isfinite(y)
+    if both.sum() < 3 or np.ptp(x[both]) == 0 or np.ptp(y[both]) == 0:
+        return float("nan")
+    return float(spearmanr(x[both], y[both]).statistic)
+
+
+def spearman_brown(r: float) -> float:
+    """Reliability of the whole from the correlation r of two halves: 2r / (1 + r)."""
+    return 2 * r / (1 + r) if np.isfinite(r) and r > -1 else float("nan")
+
+
+def input_apt_reliability(ids: np.ndarray, occurrences: TokenOccurrences, special_ids: list[int],
+                          splits: int = SPLITS, n_boot: int = 1000, seed: int = 0) -> dict:
+    """How much of the inputs' mean APT (ids [N, L]) is signal rather than occurrence noise.
+
+    Returns inputs (with an APT token), tokens_with_apt and median_occurrences (over the
+    inputs' non-special tokens, repeats counted), split_half_r (Spearman over the inputs of the
+    two halves' mean APT, averaged over `splits` random splits), reliability (Spearman-Brown of
+    it), and the positive control of the first split: control_rho, control_low, control_high
+    (Spearman rho and bootstrap 95% CI of half A's mean input APT, as a confidence, against half
+    B's)."""
+    rng = np.random.default_rng(seed)
+    ids = np.asarray(ids)
+    counted = ids[~np.isin(ids, special_ids)]
+    full = mean_input_apt(ids, occurrences.apt(), special_ids)
+    correlations, control = [], (np.nan,) * 3
+    for split in range(splits):
+        apt_a, apt_b = occurrences.split_halves(rng)
+        mean_a, mean_b = mean_input_apt(ids, apt_a, special_ids), mean_input_apt(ids, apt_b, special_ids)
+        correlations.append(_rank_correlation(mean_a, mean_b))
+        if split == 0 and np.isfinite(correlations[0]):
+            control = spearman_ci(mean_a, mean_b, n_boot, seed)
+    r = float(np.nanmean(correlations)) if np.isfinite(correlations).any() else float("nan")
+    return {"inputs": int(np.isfinite(full).sum()),
+            "tokens_with_apt": int(occurrences.eligible[np.unique(counted)].sum()),
+            "median_occurrences": float(np.median(occurrences.occurrences[counted])) if counted.size
+            else float("nan"),
+            "split_half_r": r, "reliability": spearman_brown(r), "control_rho": control[0],
+            "control_low": control[1], "control_high": control[2]}
+
+
+def reliability_table(results: list[FinetuneResult], settings: Settings, occurrences: TokenOccurrences,
+                      special_ids: list[int]) -> pd.DataFrame:
+    """`input_apt_reliability` of each task's test inputs (the analysis model's classifiers),
+    indexed by task title."""
+    tasks = {r.task.title: r.task for r in results if r.spec.pretrained and r.spec.ws == analysed_ws(settings)}
+    rows = {title: input_apt_reliability(task.array("test_ids"), occurrences, special_ids,
+                                         seed=settings.seed) for title, task in tasks.items()}
+    table = pd.DataFrame.from_dict(rows, orient="index").astype(
+        {"inputs": int, "tokens_with_apt": int})
+    table.index.name = "task"
+    return table
+
+
+def analysis_reliability(settings: Settings, results: list[FinetuneResult], data: PretrainingData,
+                         store: Store | None = None) -> pd.DataFrame:
+    """`reliability_table` with the counts of these settings."""
+    return reliability_table(results, settings, token_occurrences(settings, data, store),
+                             special_token_ids(data.tokenizer))
+
+
 def confidence_frame(results: list[FinetuneResult], settings: Settings, apt: np.ndarray,
                      special_ids: list[int]) -> pd.DataFrame:
     """One row per (task, protocol, block, test sample) of the analysis model: columns task,
     protocol, block, sample, tokens, tokens_without_apt, mean_apt, confidence, correct."""
-    ws = analysis_ws(settings)
+    ws = analysed_ws(settings)
     frames = []
     for result in (r for r in results if r.spec.pretrained and r.spec.ws == ws):
         inputs = input_apt(result.task.array("test_ids"), apt, special_ids)
@@ -60,8 +189,8 @@ def confidence_frame(results: list[FinetuneResult], settings: Settings, apt: np.
 
 def analysis_confidence(settings: Settings, results: list[FinetuneResult], data: PretrainingData,
                         store: Store | None = None) -> pd.DataFrame:
-    """`confidence_frame` with the APT table of these settings."""
-    return confidence_frame(results, settings, token_apt(settings, data, store),
+    """`confidence_frame` with the input APT of these settings (reading, minimum occurrences)."""
+    return confidence_frame(results, settings, token_occurrences(settings, data, store).apt(),
                             special_token_ids(data.tokenizer))
 
 
@@ -103,9 +232,12 @@ def correlation_table(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) ->
 def binned_confidence(frame: pd.DataFrame, protocol: str, bins: int, seed: int = 0) -> pd.DataFrame:
     """Mean confidence in equal-count bins of mean input APT (edges from all samples of a task),
     with bootstrap 95% CIs, per task, block and group: binned_means' columns plus task, block and
-    group. Where every sample has the same input APT, one bin holds them all."""
+    group. Where every sample has the same input APT, one bin holds them all; a task and block
+    without any input APT gives no rows."""
     parts = []
     for (task, block), rows in frame[frame["protocol"] == protocol].groupby(["task", "block"], sort=False):
+        if group_rows(rows, "all").empty:
+            continue
         edges = np.unique(np.quantile(group_rows(rows, "all")["mean_apt"], np.linspace(0, 1, bins + 1)))
         edges = edges if len(edges) > 1 else np.repeat(edges, 2)
         for group in GROUPS:
@@ -113,4 +245,5 @@ def binned_confidence(frame: pd.DataFrame, protocol: str, bins: int, seed: int =
             if len(picked):
                 parts.append(binned_means(picked["mean_apt"], picked["confidence"], edges, seed=seed,
                                           log=False).assign(task=task, block=block, group=group))
-    return pd.concat(parts, ignore_index=True)
+    columns = ["x_low", "x_high", "x_center", "n", "mean", "ci_low", "ci_high", "task", "block", "group"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)

@@ -1,15 +1,15 @@
 """Chapter 7's single-filter analysis: which labels each filter recognises, its SNR, and the label
-clusters of each layer's confusion (by chapter 3's rule).
+clusters of each layer's confusion, by chapter 3's rule and against chapter 3's shuffle null.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
+import pandas as pd
 
-from ..analysis.clusters import cluster_signal_to_noise
-from ..analysis.structure import Partition, partition
+from ..analysis.clusters import ClusterRule
+from ..analysis.structure import Partition, partition, structure_table
 from ..readout.layers import LayerReadout
 
 
@@ -68,25 +68,23 @@ def label_set_sizes(readout: LayerReadout, threshold: float) -> dict[int, np.nda
     return {k + 1: found.sizes for k, found in enumerate(layer_filter_labels(readout, threshold))}
 
 
-def confusion_partitions(readout: LayerReadout, threshold: float, mutual: bool) -> list[Partition]:
+def confusion_partitions(readout: LayerReadout, rule: ClusterRule) -> list[Partition]:
     """Each layer's strong-match label clusters, by chapter 3's rule (`analysis.structure.partition`)."""
-    return [partition(sp.csr_matrix(c), threshold, mutual) for c in readout.confusions]
+    return [partition(confusion, rule) for confusion in readout.confusions]
 
 
 def reference_partition(partitions: list[Partition]) -> Partition:
-    """The clusters that the confusion SNR is measured against: the deepest layer's that has a
-    cluster of size >= 2 (chapter 3 takes the last block's), else the last layer's."""
+    """The partition that orders the labels in figures: the deepest layer's that has a cluster of
+    size >= 2, else the last layer's."""
     clustered = [p for p in partitions if (p.sizes >= 2).any()]
     return clustered[-1] if clustered else partitions[-1]
 
 
-def confusion_snr(confusion: np.ndarray, reference: Partition) -> float:
-    """Chapter 3's SNR on a label confusion: over the labels clustered in `reference`, the raw
-    confusion mass inside their reference cluster over the mass outside it (NaN if none)."""
-    masses = cluster_signal_to_noise(sp.csr_matrix(confusion), reference.full_labels)
-    masses = masses.iloc[reference.clustered_tokens()]
-    off = masses["off_cluster"].sum()
-    return float(masses["in_cluster"].sum() / off) if off > 0 else float("nan")
+def layer_structure(readout: LayerReadout, rule: ClusterRule, repeats: int, seed: int) -> pd.DataFrame:
+    """`analysis.structure.structure_table` of each conv layer's label confusion [L, L], indexed by
+    layer (1-based): the same statistics and the same shuffle null as chapter 3's blocks."""
+    return structure_table(list(readout.confusions), rule, repeats, seed,
+                           pd.RangeIndex(1, len(readout.confusions) + 1, name="layer"))
 
 
 def sharpest_filters(found: FilterLabels, count: int) -> np.ndarray:

@@ -1,5 +1,16 @@
-"""Chapters 3 and 4: token confusion structure block by block — symmetry breaking, strong-match
-clusters, their sharpening, and the verdicts on C5, C6, C7 and C10."""
+"""Chapters 3, 4 and 7: strong-match clusters depth by depth (BERT blocks, CNN layers), and the
+nulls every cluster verdict is decided against.
+
+- `partition`: one confusion matrix -> its clusters, by a `clusters.ClusterRule` (the one
+  definition for tokens and image labels).
+- `structure_table`: per depth, the clusters and the share of all wrong predictions that stay
+  inside them, beside the same statistics of `repeats` within-row shuffled copies
+  (`clusters.shuffled_errors`, each clustered anew): C5, C6 and C11. Nothing refers to another
+  depth's clusters, and nothing rewards a collapse: predictions that all fall into one sink make
+  no mutual cluster, so no in-cluster share.
+- `error_share_table`: per depth, the share of a clustered token's wrong predictions that land in
+  its own cluster, beside the same with the cluster labels permuted at fixed sizes: C10.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,15 +20,17 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..analysis.clusters import (
-    cluster_signal_to_noise,
+    ClusterRule,
     cluster_sizes,
     cosine_within_across,
     filter_and_normalise,
-    row_entropy,
     share_of_errors_in_cluster,
+    shuffled_errors,
     strong_match_clusters,
 )
 from ..readout.counting import BlockCounts
+
+NULL_QUANTILE = 0.95  # a statistic beats its null when it exceeds this quantile of the null
 
 
 @dataclass(frozen=True)
@@ -42,42 +55,126 @@ class Partition:
         return self.kept[np.bincount(self.labels)[self.labels] >= 2]
 
 
-def partition(confusion: sp.spmatrix, threshold: float, mutual: bool) -> Partition:
-    """Filter, normalise and cluster one [V, V] confusion matrix."""
-    kept, normalised = filter_and_normalise(confusion)
-    labels = strong_match_clusters(normalised, threshold, mutual)
+def partition(confusion, rule: ClusterRule) -> Partition:
+    """Filter, normalise and cluster one [V, V] confusion matrix (sparse or dense counts)."""
+    kept, normalised = filter_and_normalise(confusion, rule.min_row_count, rule.ties_pass)
+    labels = strong_match_clusters(normalised, rule.threshold, rule.match)
     full = np.arange(confusion.shape[0]) + (labels.max() + 1 if len(labels) else 0)
     full[kept] = labels
     return Partition(kept, normalised, labels, full)
 
 
-def partitions_by_block(blocks: list[BlockCounts], threshold: float, mutual: bool) -> list[Partition]:
+def partitions_by_block(blocks: list[BlockCounts], rule: ClusterRule) -> list[Partition]:
     """Each block's own clusters."""
-    return [partition(block.confusion, threshold, mutual) for block in blocks]
+    return [partition(block.confusion, rule) for block in blocks]
 
 
-def structure_table(blocks: list[BlockCounts], own: list[Partition], reference: Partition) -> pd.DataFrame:
-    """Per block: its own clusters (kept tokens, clusters, largest) and, over the tokens clustered
-    in the `reference` partition, the confusion mass inside vs outside their reference cluster
-    (SNR = sum in / sum off, raw counts) and the mean row entropy (bits)."""
-    tokens = reference.clustered_tokens()
+def cluster_statistics(confusion, part: Partition) -> dict[str, float]:
+    """kept (tokens past the filter), clusters (of size >= 2), clustered (tokens in them), largest
+    (cluster, 1 if none has 2 tokens, 0 if nothing is kept), in-cluster share (of all wrong
+    predictions, those landing in the true token's own cluster; NaN without errors)."""
+    sizes = part.sizes
+    multi = sizes[sizes >= 2]
+    return {"kept": len(part.kept), "clusters": len(multi), "clustered": int(multi.sum()),
+            "largest": int(sizes[0]) if len(sizes) else 0,
+            "in-cluster share": share_of_errors_in_cluster(confusion, part.kept, part.labels,
+                                                           clustered_only=False)}
+
+
+def shuffle_null(confusion, rule: ClusterRule, repeats: int,
+                 rng: np.random.Generator) -> pd.DataFrame:
+    """`cluster_statistics` of `repeats` within-row shuffled copies, each clustered anew by `rule`;
+    one row per copy."""
     rows = []
-    for block, (counts, mine) in enumerate(zip(blocks, own)):
-        sizes = mine.sizes
-        masses = cluster_signal_to_noise(counts.confusion, reference.full_labels).iloc[tokens]
-        rows.append({
-            "block": block, "kept tokens": len(mine.kept), "clusters (size >= 2)": int((sizes >= 2).sum()),
-            "largest cluster": int(sizes[0]) if len(sizes) else 0,
-            "in-cluster mass": masses["in_cluster"].sum(), "off-cluster mass": masses["off_cluster"].sum(),
-            "SNR": _ratio(masses["in_cluster"].sum(), masses["off_cluster"].sum()),
-            "mean row entropy (bits)": (float(np.nanmean(row_entropy(counts.confusion)[tokens]))
-                                        if len(tokens) else np.nan),
+    for _ in range(repeats):
+        shuffled = shuffled_errors(confusion, rng)
+        rows.append(cluster_statistics(shuffled, partition(shuffled, rule)))
+    return pd.DataFrame(rows, columns=["kept", "clusters", "clustered", "largest", "in-cluster share"])
+
+
+def null_quantile(values) -> float:
+    """The NULL_QUANTILE of a null's finite values (NaN if none)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(np.quantile(values, NULL_QUANTILE)) if len(values) else float("nan")
+
+
+def structure_table(confusions: list, rule: ClusterRule, repeats: int, seed: int,
+                    depths: pd.Index) -> pd.DataFrame:
+    """Per depth (one [V, V] count matrix each, index `depths`): `cluster_statistics` of its own
+    clusters, the mean and NULL_QUANTILE of clustered tokens and in-cluster share over `repeats`
+    shuffled copies (seeded by (seed, depth)), and the excess in-cluster share (observed minus
+    the null's mean)."""
+    rows = []
+    for depth, confusion in zip(depths, confusions):
+        observed = cluster_statistics(confusion, partition(confusion, rule))
+        null = shuffle_null(confusion, rule, repeats, np.random.default_rng([seed, int(depth)]))
+        share = null["in-cluster share"]
+        rows.append(observed | {
+            "null clustered (mean)": null["clustered"].mean(),
+            "null clustered (95%)": null_quantile(null["clustered"]),
+            "null in-cluster share (mean)": share.mean(),
+            "null in-cluster share (95%)": null_quantile(share),
+            "excess in-cluster share": observed["in-cluster share"] - share.mean(),
         })
-    return pd.DataFrame(rows).set_index("block")
+    return pd.DataFrame(rows, index=depths)
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return float(numerator / denominator) if denominator > 0 else float("nan")
+def structure_by_block(blocks: list[BlockCounts], rule: ClusterRule, repeats: int,
+                       seed: int) -> pd.DataFrame:
+    """`structure_table` of every block's confusion, indexed by block (0 = embeddings)."""
+    return structure_table([b.confusion for b in blocks], rule, repeats, seed,
+                           pd.RangeIndex(len(blocks), name="block"))
+
+
+def error_share_table(confusions: list, partitions: list[Partition], repeats: int, seed: int,
+                      depths: pd.Index) -> pd.DataFrame:
+    """C10 per depth: clustered (tokens in clusters of size >= 2), the share of wrong predictions
+    of clustered true tokens that land in their own cluster ("in own cluster"; NaN without such
+    errors), and its mean and NULL_QUANTILE over `repeats` copies of the partition with the kept
+    tokens' cluster labels permuted (cluster sizes fixed)."""
+    rows = []
+    for depth, confusion, part in zip(depths, confusions, partitions):
+        rng = np.random.default_rng([seed, int(depth)])
+        null = [share_of_errors_in_cluster(confusion, part.kept, rng.permutation(part.labels))
+                for _ in range(repeats)]
+        rows.append({"clustered": len(part.clustered_tokens()),
+                     "in own cluster": share_of_errors_in_cluster(confusion, part.kept, part.labels),
+                     "permuted labels (mean)": np.nanmean(null) if np.isfinite(null).any() else np.nan,
+                     "permuted labels (95%)": null_quantile(null)})
+    return pd.DataFrame(rows, index=depths)
+
+
+def error_share_by_block(blocks: list[BlockCounts], own: list[Partition], repeats: int,
+                         seed: int) -> pd.DataFrame:
+    """`error_share_table` of every block with its own clusters, indexed by block."""
+    return error_share_table([b.confusion for b in blocks], own, repeats, seed,
+                             pd.RangeIndex(len(blocks), name="block"))
+
+
+def counted(count: int, noun: str) -> str:
+    """"1 cluster", "3 clusters" (thousands separated)."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def trend(values: pd.Series) -> str:
+    """"rises", "falls" or "stays level" from the first to the last finite value; "is not
+    measured" with fewer than two. Figure titles say what the run computed, never an assumption."""
+    finite = values[np.isfinite(values.to_numpy(dtype=float))]
+    if len(finite) < 2:
+        return "is not measured"
+    first, last = float(finite.iloc[0]), float(finite.iloc[-1])
+    if np.isclose(first, last, rtol=0, atol=1e-9):
+        return "stays level"
+    return "rises" if last > first else "falls"
+
+
+def trend_phrase(values: pd.Series, unit: str) -> str:
+    """E.g. "rises from block 1 to block 6", between the first and the last finite values."""
+    finite = values[np.isfinite(values.to_numpy(dtype=float))]
+    if len(finite) < 2:
+        return f"is not measured at two {unit}s"
+    return f"{trend(values)} from {unit} {finite.index[0]} to {unit} {finite.index[-1]}"
 
 
 def ordered_matrix(confusion: sp.spmatrix, tokens: np.ndarray, names: list[str]) -> pd.DataFrame:
@@ -106,7 +203,7 @@ def cosine_table(vectors_by_model: dict[str, np.ndarray], reference: Partition, 
 
 
 def cluster_examples(reference: Partition, tokenizer, frequency: np.ndarray, count: int = 8) -> pd.DataFrame:
-    """The largest clusters and typical (median-size) ones, as token lists."""
+    """The largest clusters and, among the others, typical (median-size) ones, as token lists."""
     sizes = np.bincount(reference.labels)
     multi = np.flatnonzero(sizes >= 2)
     if not len(multi):
@@ -114,6 +211,7 @@ def cluster_examples(reference: Partition, tokenizer, frequency: np.ndarray, cou
     by_size = multi[np.argsort(-sizes[multi], kind="stable")]
     median = np.median(sizes[multi])
     typical = multi[np.argsort(np.abs(sizes[multi] - median), kind="stable")]
+    typical = typical[~np.isin(typical, by_size[: count // 2])]  # each cluster shown once
     rows = []
     for kind, labels in (("largest", by_size[: count // 2]), ("typical", typical[: count // 2])):
         for label in labels:
@@ -123,10 +221,3 @@ def cluster_examples(reference: Partition, tokenizer, frequency: np.ndarray, cou
             rows.append({"kind": kind, "size": int(sizes[label]),
                          "tokens": " · ".join(shown) + (" …" if len(members) > 20 else "")})
     return pd.DataFrame(rows)
-
-
-def error_share_by_block(blocks: list[BlockCounts], own: list[Partition]) -> pd.Series:
-    """C10 per block: share of wrong predictions (true token in a cluster of size >= 2) that land
-    inside the true token's own strong-match cluster."""
-    return pd.Series([share_of_errors_in_cluster(b.confusion, p.kept, p.labels) for b, p in zip(blocks, own)],
-                     name="share of errors inside the cluster").rename_axis("block")

@@ -14,9 +14,27 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .errors import DataError
+
 FORMAT_VERSION = 1
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STORE = REPO_ROOT / ".aptbook-store"
+
+
+PATH_VARIABLES = ("APTBOOK_DATA", "APTBOOK_STORE")
+
+
+def absolute_path_variables(start: Path | None = None) -> dict[str, str]:
+    """Make relative $APTBOOK_DATA / $APTBOOK_STORE absolute against `start` (default: the folder
+    the command was started in), in os.environ, before any kernel inherits them: nbval and
+    papermill run each notebook in another folder. Returns the variables it changed."""
+    start = Path(start or os.getcwd())
+    changed = {}
+    for name in PATH_VARIABLES:
+        value = os.environ.get(name)
+        if value and not Path(value).expanduser().is_absolute():
+            changed[name] = os.environ[name] = str((start / Path(value).expanduser()).resolve())
+    return changed
 
 
 def store_root() -> Path:
@@ -36,6 +54,9 @@ class Store:
 
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else store_root()
+        if self.root.exists() and not self.root.is_dir():
+            raise DataError(f"the artifact store {self.root} is a file, not a folder: set "
+                            f"APTBOOK_STORE to a folder (it is created when missing)")
 
     def path(self, kind: str, params: dict[str, Any]) -> Path:
         """Where the artifact lives once complete (it may not exist yet)."""
@@ -63,7 +84,11 @@ class Store:
         """Yield an empty temporary folder; on normal exit it becomes the artifact, atomically."""
         final = self.path(kind, params)
         temporary = self.root / "tmp" / f"{final.name}-{uuid.uuid4().hex[:8]}"
-        temporary.mkdir(parents=True)
+        try:
+            temporary.mkdir(parents=True)
+        except OSError as error:
+            raise DataError(f"cannot write to the artifact store {self.root} ({error.strerror}): "
+                            f"set APTBOOK_STORE to a folder you can write") from None
         try:
             yield temporary
             (temporary / "params.json").write_text(

@@ -36,17 +36,20 @@ PAPER_FIGURES: dict[str, str] = {claim: NOT_STATED for claim in CLAIMS} | {
 
 
 VERDICTS = ("holds", "does not hold", "not measured")
-COLUMNS = ["claim text", "paper", "this run", "deciding statistic", "verdict"]
+COLUMNS = ["claim text", "paper", "this run", "deciding statistic", "verdict", "reason"]
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """One claim checked by a run: this run's figure, the statistic that decides, the verdict."""
+    """One claim checked by a run: this run's figure, the statistic that decides, the verdict, and
+    the computed reason for it (e.g. "masked <APT> at block 6 is 0.002: the model has not left the
+    unigram plateau")."""
 
     claim: str
     this_run: str
     statistic: str
     verdict: str
+    reason: str = ""
 
     def __post_init__(self) -> None:
         if self.claim not in CLAIMS:
@@ -71,13 +74,15 @@ def _claim_number(claim: str) -> int:
 def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
     """One row per claim, in claim order, indexed by claim id ("claim").
 
-    Columns: claim text, paper (what the paper reports), this run, deciding statistic, verdict.
+    Columns: claim text, paper (what the paper reports), this run, deciding statistic, verdict,
+    reason.
     """
     claims = [v.claim for v in verdicts]
     repeated = sorted({c for c in claims if claims.count(c) > 1}, key=_claim_number)
     if repeated:
         raise ValueError(f"one verdict per claim: {', '.join(repeated)} given more than once")
-    rows = {v.claim: (CLAIMS[v.claim], PAPER_FIGURES[v.claim], v.this_run, v.statistic, v.verdict)
+    rows = {v.claim: (CLAIMS[v.claim], PAPER_FIGURES[v.claim], v.this_run, v.statistic, v.verdict,
+                      v.reason)
             for v in sorted(verdicts, key=lambda v: _claim_number(v.claim))}
     table = pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
     table.index.name = "claim"
@@ -85,6 +90,7 @@ def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
 
 
 VERDICTS_MIME = "application/vnd.aptbook.verdicts+json"
+MODELS_MIME = "application/vnd.aptbook.models+json"  # chapter 1: one record per pre-trained model
 
 
 @dataclass(frozen=True)
@@ -114,13 +120,33 @@ def report(verdicts: list[Verdict]) -> VerdictReport:
 def gather_verdicts(notebooks: dict[str, dict]) -> pd.DataFrame:
     """Every verdict recorded in executed notebooks {chapter name: notebook JSON}, one row per
     claim, with the chapter it comes from. Claims no chapter measured are 'not measured'."""
-    found = {}
-    for chapter, notebook in notebooks.items():
-        for cell in notebook.get("cells", []):
-            for output in cell.get("outputs", []):
-                for record in json.loads(output.get("data", {}).get(VERDICTS_MIME, "[]")):
-                    found[record["claim"]] = {"chapter": chapter, **record}
+    found = {record["claim"]: {"chapter": chapter, "reason": "", **record}
+             for chapter, notebook in notebooks.items()
+             for record in mime_records(notebook, VERDICTS_MIME)}
     rows = [found.get(claim, {"claim": claim, "chapter": "", "claim text": CLAIMS[claim],
-                              "this run": "", "verdict": "not measured"})
+                              "this run": "", "verdict": "not measured",
+                              "reason": "no chapter measured it"})
             for claim in sorted(CLAIMS, key=_claim_number)]
-    return pd.DataFrame(rows).set_index("claim")[["chapter", "claim text", "this run", "verdict"]]
+    columns = ["chapter", "claim text", "this run", "verdict", "reason"]
+    return pd.DataFrame(rows).set_index("claim")[columns]
+
+
+def mime_records(notebook: dict, mime: str) -> list[dict]:
+    """Every record an executed notebook carries under `mime` (JSON strings), in cell order."""
+    return [record for cell in notebook.get("cells", []) for output in cell.get("outputs", [])
+            for record in json.loads(output.get("data", {}).get(mime, "[]"))]
+
+
+def gather_model_records(notebooks: dict[str, dict]) -> pd.DataFrame:
+    """Chapter 1's model records as a table: per W_S, steps and masked / all-modified readings
+    beside the most-frequent-token and copy rules. Empty when no chapter carries them."""
+    rows = []
+    for notebook in notebooks.values():
+        for r in mime_records(notebook, MODELS_MIME):
+            rules = r["baselines"]
+            rows.append({"W_S": r["ws"], "steps": r["steps"], "masked accuracy": r["masked_accuracy"],
+                         "masked ⟨APT⟩": r["masked_mean_apt"],
+                         "most frequent token, masked": rules["most frequent token"]["masked_accuracy"],
+                         "all modified accuracy": r["all_accuracy"],
+                         "copy, else most frequent, all": rules["copy, else most frequent"]["all_accuracy"]})
+    return pd.DataFrame(rows)

@@ -49,7 +49,13 @@ def load_mirror_split(name: str, split: str, columns: tuple[str, ...]):
     if not files:
         raise DataError(f"{name}: no {split}-*.parquet under {root / name}; APTBOOK_DATA must name "
                         f"a folder laid out like ../shared/data (see its README)")
-    dataset = load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
+    try:
+        dataset = load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
+    except Exception as error:  # pyarrow and datasets raise many types for a damaged file
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{name}/{split} in {root}: cannot read {', '.join(f.name for f in files)} "
+                        f"({type(error).__name__}: {first_line[:200]}); the file is damaged or not "
+                        f"parquet: copy it again from the mirror's source") from None
     missing = [c for c in columns if c not in dataset.column_names]
     if missing:
         raise DataError(f"{name}/{split} in {root} lacks columns {missing}; it has {dataset.column_names}: "

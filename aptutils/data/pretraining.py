@@ -19,6 +19,7 @@ class PretrainingData:
     corpus: Corpus
     tokenizer: object
     samples: Samples
+    tokenizer_key: str = ""
 
 
 def pretraining_data(settings: Settings, store: Store | None = None) -> PretrainingData:
@@ -27,5 +28,5 @@ def pretraining_data(settings: Settings, store: Store | None = None) -> Pretrain
     corpus = load_corpus(settings)
     tokenizer = load_tokenizer(settings, corpus, store)
     tokenizer_key = artifact_key("tokenizer", tokenizer_params(settings, corpus))
-    return PretrainingData(corpus, tokenizer, pretraining_samples(settings, corpus, tokenizer,
-                                                                  tokenizer_key, store))
+    samples = pretraining_samples(settings, corpus, tokenizer, tokenizer_key, store)
+    return PretrainingData(corpus, tokenizer, samples, tokenizer_key)

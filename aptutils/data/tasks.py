@@ -3,7 +3,9 @@
 Each task comes from the offline mirror ($APTBOOK_DATA) or the hub, is sampled per label with
 the seed, and is tokenised with the book's tokenizer into fixed-length rows: an artifact keyed by
 exactly the knobs that determine it. A FewRel input is the sentence with plain-text entity
-markers around the head and the tail; DBpedia's is the abstract (`content`).
+markers around the head and the tail, and carries the token positions of the two opening markers
+(`data.entities`); a FewRel row longer than seq_len keeps a window around both. DBpedia's input
+is the abstract (`content`).
 """
 from __future__ import annotations
 
@@ -24,6 +26,13 @@ from ..data.corpus import (
     load_mirror_split,
     mirror_root,
 )
+from ..data.entities import (
+    check_entity_positions,
+    check_markers,
+    encode_marked_rows,
+    fewrel_marked,
+    marker_ids,
+)
 from ..data.pretraining import PretrainingData
 from ..data.tokenizer import tokenizer_params
 
@@ -35,11 +44,6 @@ FEWREL_COLUMNS = ("relation", "tokens", "head", "tail", "names")
 DBPEDIA_COLUMNS = ("label", "content")
 
 
-# (head open, head close), (tail open, tail close): plain text the tokenizer splits into pieces.
-MARKERS = {"punct": (("@", "@"), ("#", "#")),
-           "brackets": (("[E1]", "[/E1]"), ("[E2]", "[/E2]"))}
-
-
 SUBSET_NOTES = {"few_rel": "FewRel subset (41% of FewRel 1.0, train_wiki relations, lower-cased)",
                 "dbpedia_14": "DBpedia-14 subset (3.8% of the 630k; its own stratified test split)"}
 
@@ -49,52 +53,6 @@ def check_task(name: str) -> str:
     if name not in TASKS:
         raise ParameterError(f"task={name!r}: allowed values are {', '.join(map(repr, TASKS))}")
     return name
-
-
-def entity_span(indices: Sequence[Sequence[int]], length: int) -> tuple[int, int] | None:
-    """(first, last) token position of an entity's first mention, or None when the mention is
-    missing or reaches outside a sentence of `length` tokens."""
-    mention = list(indices[0]) if len(indices) else []
-    if not mention or min(mention) < 0 or max(mention) >= length:
-        return None
-    return min(mention), max(mention)
-
-
-def mark_entities(tokens: Sequence[str], head: tuple[int, int], tail: tuple[int, int],
-                  markers: str) -> list[str]:
-    """The tokens with markers around the head span and the tail span (inclusive positions).
-
-    Multi-token spans get one marker pair around the whole span. Where spans share a position,
-    the longer span opens first and the inner one closes first (head before tail on full ties),
-    so nested spans stay nested; crossing spans keep each marker at its own span's edge.
-    """
-    (head_open, head_close), (tail_open, tail_close) = MARKERS[markers]
-    spans = [(head, head_open, head_close, 0), (tail, tail_open, tail_close, 1)]
-    marked = []
-    for position, token in enumerate(tokens):
-        opening = sorted((s for s in spans if s[0][0] == position), key=lambda s: (-s[0][1], s[3]))
-        closing = sorted((s for s in spans if s[0][1] == position), key=lambda s: (-s[0][0], -s[3]))
-        marked += [s[1] for s in opening] + [token] + [s[2] for s in closing]
-    return marked
-
-
-def fewrel_text(row: dict, markers: str) -> str | None:
-    """A FewRel row as marked text, or None when an entity's indices fall outside the sentence."""
-    tokens = row["tokens"]
-    head = entity_span(row["head"]["indices"], len(tokens))
-    tail = entity_span(row["tail"]["indices"], len(tokens))
-    if head is None or tail is None:
-        return None
-    return " ".join(mark_entities(tokens, head, tail, markers))
-
-
-def check_markers(tokenizer, markers: str) -> None:
-    """DataError when a marker would become [UNK] in this tokenizer (head and tail alike)."""
-    for marker in {m for pair in MARKERS[markers] for m in pair}:
-        if tokenizer.unk_token_id in tokenizer(marker, add_special_tokens=False)["input_ids"]:
-            other = next(style for style in MARKERS if style != markers)
-            raise DataError(f"entity_markers={markers!r}: {marker!r} is not in the tokenizer's "
-                            f"vocabulary (it would read as [UNK]); choose entity_markers={other!r}")
 
 
 def task_source(settings: Settings) -> str:
@@ -162,7 +120,8 @@ def sample_per_label(labels: np.ndarray, chosen: Sequence, count: int,
 
 @dataclass(frozen=True)
 class RawTask:
-    """Texts and label indices (0..C-1) of a sampled task, before tokenisation."""
+    """Texts and label indices (0..C-1) of a sampled task, before tokenisation; for FewRel also
+    the character offsets of each text's head and tail opening markers (None for DBpedia)."""
 
     train_texts: list[str]
     train_labels: np.ndarray
@@ -170,13 +129,15 @@ class RawTask:
     test_labels: np.ndarray
     label_names: list[str]
     skipped_rows: int
+    train_openers: list[tuple[int, int]] | None = None
+    test_openers: list[tuple[int, int]] | None = None
 
 
 def raw_fewrel(settings: Settings, source: str) -> RawTask:
     """FewRel sampled per relation from one pool; rows with bad entity indices skipped, counted."""
     dataset = load_fewrel(source)
-    texts = [fewrel_text(row, settings.entity_markers) for row in dataset]
-    usable = [i for i, text in enumerate(texts) if text is not None]
+    marked = [fewrel_marked(row, settings.entity_markers) for row in dataset]
+    usable = [i for i, item in enumerate(marked) if item is not None]
     relations = np.array(dataset["relation"])[usable]
     names = {rel: f"{rel} {name[0]}" if len(name) else rel
              for rel, name in zip(dataset["relation"], dataset["names"])}
@@ -186,9 +147,11 @@ def raw_fewrel(settings: Settings, source: str) -> RawTask:
     train, test = split_pool_per_label(relations, chosen, settings.few_rel_train,
                                        settings.few_rel_test, rng)
     index = {rel: i for i, rel in enumerate(chosen)}
-    return RawTask([texts[usable[i]] for i in train], np.array([index[r] for r in relations[train]]),
-                   [texts[usable[i]] for i in test], np.array([index[r] for r in relations[test]]),
-                   [names[rel] for rel in chosen], len(texts) - len(usable))
+    train_rows, test_rows = [marked[usable[i]] for i in train], [marked[usable[i]] for i in test]
+    return RawTask([m.text for m in train_rows], np.array([index[r] for r in relations[train]]),
+                   [m.text for m in test_rows], np.array([index[r] for r in relations[test]]),
+                   [names[rel] for rel in chosen], len(marked) - len(usable),
+                   [m.openers for m in train_rows], [m.openers for m in test_rows])
 
 
 def raw_dbpedia(settings: Settings, source: str) -> RawTask:
@@ -217,7 +180,8 @@ def encode_rows(tokenizer, texts: list[str], seq_len: int) -> tuple[np.ndarray, 
 
 @dataclass(frozen=True)
 class Task:
-    """A sampled, tokenised task in the store: ids [N, seq_len] int32 and labels [N] per split."""
+    """A sampled, tokenised task in the store: ids [N, seq_len] int32 and labels [N] per split;
+    FewRel also has entities [N, 2] (see `entity_positions`)."""
 
     name: str
     folder: Path
@@ -228,8 +192,23 @@ class Task:
 
     @property
     def info(self) -> dict:
-        """label_names, source, per-label counts used, skipped_rows, truncated."""
+        """label_names, source, per-label counts used, skipped_rows, truncated (FewRel also
+        markers_too_far, marker_ids)."""
         return json.loads((self.folder / "task.json").read_text())
+
+    @property
+    def has_entities(self) -> bool:
+        return (self.folder / "test_entities.npy").exists()
+
+    def entity_positions(self, split: str) -> np.ndarray:
+        """Positions [N, 2] of the head's and the tail's opening marker in `{split}_ids`, checked
+        against the ids; DataError when the task has no entity markers or one is missing."""
+        if not self.has_entities:
+            raise DataError(f"{self.title} has no entity markers: entity pooling reads FewRel only; "
+                            f"choose pooling 'mean' or 'cls' for it")
+        return check_entity_positions(self.array(f"{split}_ids"),
+                                      np.load(self.folder / f"{split}_entities.npy"),
+                                      self.info["marker_ids"], f"{self.title} {split}")
 
     @property
     def label_names(self) -> list[str]:
@@ -249,7 +228,8 @@ def task_params(settings: Settings, name: str, data: PretrainingData) -> dict:
     source = task_source(settings)
     origin = (f"mirror:{mirror_fingerprint(name)}" if source == "mirror"
               else (FEWREL_HUB_ID if name == "few_rel" else DBPEDIA_HUB_ID))
-    return {"task": name, "source": origin,
+    layout = {"rows": "entity-window"} if name == "few_rel" else {}
+    return {"task": name, "source": origin, **layout,
             "tokenizer": artifact_key("tokenizer", tokenizer_params(settings, data.corpus)),
             **settings.subset(("seq_len", "seed", *TASK_KNOBS[name]))}
 
@@ -258,22 +238,43 @@ def per_label_counts(labels: np.ndarray, classes: int) -> list[int]:
     return np.bincount(labels, minlength=classes).tolist()
 
 
+def write_fewrel_split(folder: Path, split: str, tokenizer, texts: list[str],
+                       openers: list[tuple[int, int]], labels: np.ndarray, seq_len: int) -> dict:
+    """Encode one FewRel split with its entity positions; save ids, entities, labels. Returns
+    what task.json records of it: labels kept, rows cut, rows dropped, the first text kept."""
+    rows = encode_marked_rows(tokenizer, texts, openers, seq_len)
+    for name, array in (("ids", rows.ids), ("entities", rows.entities), ("labels", labels[rows.kept])):
+        np.save(folder / f"{split}_{name}.npy", array)
+    return {"labels": labels[rows.kept], "cut": rows.cut, "dropped": len(texts) - len(rows.kept),
+            "first": texts[rows.kept[0]] if len(rows.kept) else ""}
+
+
 def build_task(folder: Path, settings: Settings, name: str, tokenizer) -> None:
     """Sample, mark (FewRel) and tokenise a task; write its arrays and task.json into `folder`."""
     source = task_source(settings)
     if name == "few_rel":
         check_markers(tokenizer, settings.entity_markers)
-    raw = raw_fewrel(settings, source) if name == "few_rel" else raw_dbpedia(settings, source)
-    train_ids, train_cut = encode_rows(tokenizer, raw.train_texts, settings.seq_len)
-    test_ids, test_cut = encode_rows(tokenizer, raw.test_texts, settings.seq_len)
-    for split, array in (("train_ids", train_ids), ("train_labels", raw.train_labels),
-                         ("test_ids", test_ids), ("test_labels", raw.test_labels)):
-        np.save(folder / f"{split}.npy", array)
+        raw = raw_fewrel(settings, source)
+        train, test = (write_fewrel_split(folder, split, tokenizer, texts, openers, labels,
+                                          settings.seq_len)
+                       for split, texts, openers, labels in (
+                           ("train", raw.train_texts, raw.train_openers, raw.train_labels),
+                           ("test", raw.test_texts, raw.test_openers, raw.test_labels)))
+        extra = {"markers_too_far": train["dropped"] + test["dropped"],
+                 "marker_ids": marker_ids(tokenizer, settings.entity_markers)}
+    else:
+        raw = raw_dbpedia(settings, source)
+        train, test = {"labels": raw.train_labels}, {"labels": raw.test_labels, "first": raw.test_texts[0]}
+        for split, texts, part in (("train", raw.train_texts, train), ("test", raw.test_texts, test)):
+            ids, part["cut"] = encode_rows(tokenizer, texts, settings.seq_len)
+            np.save(folder / f"{split}_ids.npy", ids)
+            np.save(folder / f"{split}_labels.npy", part["labels"])
+        extra = {}
     classes = len(raw.label_names)
     info = {"label_names": raw.label_names, "source": source, "skipped_rows": raw.skipped_rows,
-            "truncated": train_cut + test_cut, "example": raw.test_texts[0],
-            "train_per_label": per_label_counts(raw.train_labels, classes),
-            "test_per_label": per_label_counts(raw.test_labels, classes)}
+            "truncated": train["cut"] + test["cut"], "example": test["first"],
+            "train_per_label": per_label_counts(train["labels"], classes),
+            "test_per_label": per_label_counts(test["labels"], classes), **extra}
     (folder / "task.json").write_text(json.dumps(info))
 
 

@@ -1,6 +1,6 @@
 """Figures shared by the chapters (matplotlib + seaborn); each returns its Figure.
 
-Used by chapter 1 (frequency distribution, training curves) and the later chapters.
+Used by chapter 1 (frequency distribution, the plateau) and the later chapters.
 """
 from __future__ import annotations
 
@@ -25,32 +25,43 @@ def rank_frequency_figure(counts: np.ndarray, title: str = "Token frequencies") 
     return figure
 
 
-def training_curves_figure(logs: dict[int, pd.DataFrame]) -> plt.Figure:
-    """Training loss and held-out MLM accuracy against step, one line per W_S.
+def plateau_figure(logs: dict[int, pd.DataFrame], baselines: dict[str, float]) -> plt.Figure:
+    """The unigram plateau: held-out loss, masked accuracy and accuracy over all modified positions
+    against step, one line per W_S, with the trivial rules drawn as dashed lines.
 
-    logs: W_S -> a model's log (columns step, loss, eval_accuracy).
+    logs: W_S -> a model's log (columns step, eval_loss, eval_masked_accuracy, eval_accuracy);
+    baselines: "unigram loss", "most frequent token (masked)", "copy, else most frequent (all)".
     """
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    panels = (("eval_loss", "held-out MLM loss (nats)", "Loss", "unigram loss"),
+              ("eval_masked_accuracy", "accuracy on masked positions", "Masked positions",
+               "most frequent token (masked)"),
+              ("eval_accuracy", "accuracy on all modified positions", "All modified positions",
+               "copy, else most frequent (all)"))
+    figure, axes = plt.subplots(1, 3, figsize=(14, 4))
     palette = sns.color_palette("viridis", len(logs))
-    for color, (ws, log) in zip(palette, sorted(logs.items())):
-        train = log.dropna(subset=["loss"])
-        held = log.dropna(subset=["eval_accuracy"])
-        left.plot(train["step"], train["loss"], color=color, label=f"W_S = {ws:,}")
-        right.plot(held["step"], held["eval_accuracy"], "o-", color=color, label=f"W_S = {ws:,}")
-    left.set(xlabel="step", ylabel="training MLM loss (nats)", title="Training loss")
-    right.set(xlabel="step", ylabel="held-out MLM accuracy (token-weighted)",
-              title="Held-out accuracy on W_test")
-    left.legend()
+    for axis, (column, ylabel, title, rule) in zip(axes, panels):
+        for color, (ws, log) in zip(palette, sorted(logs.items())):
+            if column in log:
+                held = log.dropna(subset=[column])
+                axis.plot(held["step"], held[column], "o-", ms=3, color=color, label=f"W_S = {ws:,}")
+        axis.axhline(baselines[rule], color="black", ls="--", lw=1, label=rule)
+        axis.set(xlabel="step", ylabel=ylabel, title=title)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
     plt.close(figure)
     return figure
 
 
-def apt_vs_frequency_figure(table: pd.DataFrame, binned: dict[str, pd.DataFrame]) -> plt.Figure:
-    """Fig. 1: APT(t) against W_S frequency, one panel per kind (all kinds first).
+def apt_vs_frequency_figure(table: pd.DataFrame, binned: dict[str, pd.DataFrame],
+                            titles: dict[str, str] | None = None,
+                            title: str | None = None) -> plt.Figure:
+    """Fig. 1: APT(t) against W_S frequency, one panel per reading (the chapter's first).
 
-    table: `apt.apt_table` rows; binned: column name -> `apt.binned_means` of that column.
+    table: `apt.apt_table` rows; binned: column name -> `apt.binned_means` of that column;
+    titles: column -> panel title (default: the column name); title: over all panels.
     Tokens absent from W_S (frequency 0) cannot sit on a log axis and are left out.
     """
+    titles = titles or {}
     figure, axes = plt.subplots(1, len(binned), figsize=(4 * len(binned), 3.6), sharey=True)
     for axis, (column, bins) in zip(np.atleast_1d(axes), binned.items()):
         seen = table[(table["frequency"] > 0) & table[column].notna()]
@@ -58,20 +69,41 @@ def apt_vs_frequency_figure(table: pd.DataFrame, binned: dict[str, pd.DataFrame]
         axis.errorbar(bins["x_center"], bins["mean"],
                       yerr=[bins["mean"] - bins["ci_low"], bins["ci_high"] - bins["mean"]],
                       fmt="o-", color="C3", capsize=3, label="log-binned mean, 95% CI")
-        axis.set(xscale="log", xlabel="frequency in W_S", title=column.replace("_", " "))
+        axis.set(xscale="log", xlabel="frequency in W_S",
+                 title=titles.get(column, column.replace("_", " ")))
     np.atleast_1d(axes)[0].set_ylabel("APT(t)")
     np.atleast_1d(axes)[0].legend(loc="upper left")
+    if title:
+        _suptitle(figure, title)
+        figure.tight_layout(rect=(0, 0, 1, 0.92))
     plt.close(figure)
     return figure
 
 
-def metric_by_ws_figure(curves: dict[str, dict[int, float]], ylabel: str, title: str) -> plt.Figure:
-    """Fig. 2: a metric of each model against its pre-training set size W_S (log axis)."""
+def metric_by_ws_figure(curves: dict[str, dict[int, float]], ylabel: str, title: str,
+                        intervals: dict[str, dict[int, tuple[float, float]]] | None = None,
+                        dashed: dict[str, float] | None = None) -> plt.Figure:
+    """Fig. 2: a metric of each model against its pre-training set size W_S (log axis).
+
+    intervals: curve name -> {W_S: (low, high)} drawn as error bars; dashed: name -> a baseline
+    drawn as a dashed horizontal line. A long title wraps.
+    """
+    from textwrap import fill
+
     figure, axes = plt.subplots(figsize=(5.5, 4))
     for name, values in curves.items():
         sizes = sorted(values)
-        axes.plot(sizes, [values[ws] for ws in sizes], "o-", label=name)
-    axes.set(xscale="log", xlabel="W_S (pre-training samples)", ylabel=ylabel, title=title)
+        line = [values[ws] for ws in sizes]
+        bounds = (intervals or {}).get(name)
+        if bounds:
+            axes.errorbar(sizes, line, yerr=[[v - bounds[ws][0] for ws, v in zip(sizes, line)],
+                                             [bounds[ws][1] - v for ws, v in zip(sizes, line)]],
+                          fmt="o-", capsize=3, label=name)
+        else:
+            axes.plot(sizes, line, "o-", label=name)
+    for index, (name, value) in enumerate((dashed or {}).items(), start=len(curves)):
+        axes.axhline(value, ls="--", lw=1, color=f"C{index % 10}", label=name)
+    axes.set(xscale="log", xlabel="W_S (pre-training samples)", ylabel=ylabel, title=fill(title, 60))
     axes.legend()
     plt.close(figure)
     return figure
@@ -94,15 +126,18 @@ def confusion_heatmaps_figure(matrices: dict[str, pd.DataFrame]) -> plt.Figure:
 
 
 def threshold_scan_figure(scans: dict[str, pd.DataFrame]) -> plt.Figure:
-    """Clusters of size >= 2 and the largest cluster's share of kept tokens against the threshold."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name, scan in scans.items():
-        left.plot(scan["threshold"], scan["clusters"], "o-", label=name)
-        right.plot(scan["threshold"], scan["largest_share"], "o-", label=name)
-    left.set(xlabel="strong-match threshold", ylabel="clusters (size >= 2)", title="How many clusters")
-    right.set(xlabel="strong-match threshold", ylabel="largest cluster / kept tokens",
-              title="Is there a giant component?", yscale="log")
-    left.legend()
+    """Per rule (one line each, `clusters.threshold_scan` tables): clusters of size >= 2, the
+    largest cluster (tokens, log axis) and the tokens kept by the filter, against the threshold."""
+    panels = (("clusters", "clusters (size >= 2)", "How many clusters"),
+              ("largest", "largest cluster (tokens)", "Is there a giant component?"),
+              ("kept_tokens", "tokens past the filter", "What the filter keeps"))
+    figure, axes = plt.subplots(1, len(panels), figsize=(14, 3.8), layout="constrained")
+    for axis, (column, ylabel, title) in zip(axes, panels):
+        for name, scan in scans.items():
+            axis.plot(scan["threshold"], scan[column], "o-", label=name)
+        axis.set(xlabel="strong-match threshold", ylabel=ylabel, title=title)
+    axes[1].set_yscale("symlog", linthresh=1)
+    axes[0].legend(fontsize=8)
     plt.close(figure)
     return figure
 
@@ -114,9 +149,10 @@ def _model_palette(models: list[str]) -> dict[str, tuple]:
     return {**colors, "untrained": (0.55, 0.55, 0.55)}
 
 
-def finetune_accuracy_figure(table: pd.DataFrame) -> plt.Figure:
+def finetune_accuracy_figure(table: pd.DataFrame, title: str | None = None) -> plt.Figure:
     """Test accuracy against block, one panel per task, one line per model and protocol
-    (solid: frozen trunk, dashed: full fine-tuning), chance dotted.
+    (solid: frozen trunk, dashed: full fine-tuning), chance dotted; `title` (computed from the
+    run) above the panels.
 
     table: `reports.ch5_finetuning.accuracy_table` rows.
     """
@@ -133,13 +169,23 @@ def finetune_accuracy_figure(table: pd.DataFrame) -> plt.Figure:
         axis.set(xlabel="block (0 = embeddings)", ylabel="test accuracy", title=task,
                  xticks=sorted(rows["block"].unique()))
     axes[0][-1].legend(fontsize=8, loc="best")
+    _suptitle(figure, title)
     plt.close(figure)
     return figure
 
 
-def finetune_ws_figure(table: pd.DataFrame, block: int) -> plt.Figure:
+def _suptitle(figure: plt.Figure, title: str | None) -> None:
+    """A computed title above a figure's panels, wrapped to the figure's width."""
+    if title:
+        import textwrap
+
+        width = int(figure.get_figwidth() * 14)
+        figure.suptitle("\n".join(textwrap.wrap(title, width)), fontsize=9)
+
+
+def finetune_ws_figure(table: pd.DataFrame, block: int, title: str | None = None) -> plt.Figure:
     """Test accuracy at one block against W_S (log axis), one panel per task; the untrained
-    model as a horizontal line, one colour per protocol."""
+    model as a horizontal line, one colour per protocol; `title` (computed) above the panels."""
     tasks = list(dict.fromkeys(table["task"]))
     figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False,
                                 layout="constrained")
@@ -154,6 +200,7 @@ def finetune_ws_figure(table: pd.DataFrame, block: int) -> plt.Figure:
         axis.set(xscale="log", xlabel="W_S (pre-training samples)", ylabel=f"test accuracy at block {block}",
                  title=task)
     axes[0][-1].legend(fontsize=8)
+    _suptitle(figure, title)
     plt.close(figure)
     return figure
 
@@ -178,7 +225,7 @@ def label_confusion_figure(confusions: dict[str, np.ndarray], label_names: list[
 def confidence_binned_figure(binned: pd.DataFrame, blocks: tuple[int, ...]) -> plt.Figure:
     """Mean confidence (95% CI) in bins of mean input APT: one row of panels per block, one column
     per task, one line per group (all / correct / wrong). binned: `confidence.binned_confidence`."""
-    tasks = list(dict.fromkeys(binned["task"]))
+    tasks = list(dict.fromkeys(binned["task"])) or ["no input APT"]
     figure, axes = plt.subplots(len(blocks), len(tasks), figsize=(5.5 * len(tasks), 3.6 * len(blocks)),
                                 squeeze=False, sharey=True, layout="constrained")
     colors = {"all": "black", "correct": "C2", "wrong": "C3"}
@@ -191,14 +238,16 @@ def confidence_binned_figure(binned: pd.DataFrame, blocks: tuple[int, ...]) -> p
                               fmt="o-", capsize=3, color=colors[group], label=group)
             axis.set(xlabel="mean input APT", title=f"{task}, block {block}")
         axes[row][0].set_ylabel("max-softmax confidence")
-    axes[0][-1].legend(fontsize=8)
+    if len(binned):
+        axes[0][-1].legend(fontsize=8)
     plt.close(figure)
     return figure
 
 
-def confidence_correlation_figure(correlations: pd.DataFrame, bound: float) -> plt.Figure:
+def confidence_correlation_figure(correlations: pd.DataFrame, bound: float,
+                                  title: str | None = None) -> plt.Figure:
     """Spearman rho(confidence, mean input APT) with 95% CI against block, one panel per task and
-    protocol, one line per group; the band +-bound shaded."""
+    protocol, one line per group; the band +-bound shaded; `title` (computed) above the panels."""
     panels = list(correlations.groupby(["task", "protocol"], sort=False))
     figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False,
                                 sharey=True, layout="constrained")
@@ -213,6 +262,7 @@ def confidence_correlation_figure(correlations: pd.DataFrame, bound: float) -> p
         axis.set(xlabel="block", title=f"{task}, {protocol}", xticks=sorted(rows["block"].unique()))
     axes[0][0].set_ylabel("Spearman ρ (confidence, input APT)")
     axes[0][-1].legend(fontsize=8)
+    _suptitle(figure, title)
     plt.close(figure)
     return figure
 
@@ -223,19 +273,37 @@ def _depth_axis_label(curves) -> str:
     return " / ".join(names) or "depth"
 
 
-def metric_by_depth_figure(curves: dict[str, pd.Series], ylabel: str, title: str) -> plt.Figure:
+def metric_by_depth_figure(curves: dict[str, pd.Series], ylabel: str, title: str,
+                           dashed: dict[str, pd.Series | float] | None = None,
+                           bands: dict[str, tuple[pd.Series, pd.Series]] | None = None
+                           ) -> plt.Figure:
     """One line per named curve against depth.
 
     curves: name -> Series indexed by layer or block index (its index name labels the x axis).
-    Non-finite values (an SNR with no noise) are left out.
+    dashed: baselines, name -> a Series (a dashed curve) or a number (a dashed horizontal line);
+    bands: curve name -> (low, high) Series shaded around that curve.
+    Non-finite values (an SNR with no noise) are left out; a long title wraps.
     """
+    from textwrap import fill
+
     from matplotlib.ticker import MaxNLocator
 
     figure, axes = plt.subplots(figsize=(6, 4))
     for name, curve in curves.items():
         values = curve.to_numpy(dtype=float)
-        axes.plot(curve.index, np.where(np.isfinite(values), values, np.nan), "o-", label=name)
-    axes.set(xlabel=_depth_axis_label(curves.values()), ylabel=ylabel, title=title)
+        line, = axes.plot(curve.index, np.where(np.isfinite(values), values, np.nan), "o-",
+                          label=name)
+        if name in (bands or {}):
+            low, high = bands[name]
+            axes.fill_between(low.index, low.to_numpy(dtype=float), high.to_numpy(dtype=float),
+                              color=line.get_color(), alpha=0.2, lw=0)
+    for index, (name, baseline) in enumerate((dashed or {}).items(), start=len(curves)):
+        if isinstance(baseline, pd.Series):
+            axes.plot(baseline.index, baseline.to_numpy(dtype=float), "x--", lw=1, label=name,
+                      color=f"C{index % 10}")
+        else:
+            axes.axhline(baseline, ls="--", lw=1, color=f"C{index % 10}", label=name)
+    axes.set(xlabel=_depth_axis_label(curves.values()), ylabel=ylabel, title=fill(title, 60))
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     if curves:
         axes.legend()
@@ -276,5 +344,43 @@ def cluster_sizes_by_depth_figure(sizes_by_depth: dict[int, np.ndarray], title: 
         axes.text(0.5, 0.5, "no clusters to show", ha="center", transform=axes.transAxes)
     else:
         axes.legend(title="dot area: share of clusters")
+    plt.close(figure)
+    return figure
+
+
+READER_LOSSES = {"probe": "held-out cross-entropy (nats)",
+                 "tuned-lens": "held-out KL(p_last || p_b) (nats)"}
+
+
+def reader_training_figure(records: dict[str, dict]) -> plt.Figure:
+    """The trained readers' held-out curves (chapter 2): one panel per reader, one line per block
+    (held-out loss against training step), a dot where each block's kept state was evaluated and
+    a cross where it stopped.
+
+    records: reader name -> its training record (`readout.reading.reader_training`), whose
+    "curves" hold steps [E], held_out [E][blocks] (None once a block stopped), best_step and
+    stop_step [blocks].
+    """
+    figure, axes = plt.subplots(1, len(records), figsize=(6 * len(records), 4), squeeze=False)
+    blocks = max(len(record["curves"]["best_step"]) for record in records.values())
+    palette = sns.color_palette("viridis", blocks)  # block b has one colour in every panel
+    for axis, (name, record) in zip(axes[0], records.items()):
+        curves = record["curves"]
+        held = np.array([[np.nan if v is None else v for v in row] for row in curves["held_out"]],
+                        dtype=float)
+        steps = np.asarray(curves["steps"])
+        for block, color in zip(range(held.shape[1]), palette):
+            axis.plot(steps, held[:, block], "-", lw=1.2, color=color, label=f"block {block}")
+            for step, marker in ((curves["best_step"][block], "o"),
+                                 (curves["stop_step"][block], "x")):
+                row = int(np.searchsorted(steps, step))
+                axis.plot(step, held[row, block], marker, ms=6, color=color)
+        if np.nanmax(held) > 20 * np.nanmin(held[held > 0], initial=np.inf):
+            axis.set_yscale("log")
+        axis.set(xlabel="training step", ylabel=READER_LOSSES.get(name, "held-out loss"),
+                 title=f"{name}: {record['train_positions']:,} positions, "
+                       f"{record['held_out_positions']:,} held out")
+        axis.legend(fontsize=8, title="o kept, x stopped", title_fontsize=8)
+    figure.tight_layout()
     plt.close(figure)
     return figure

@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+from ..analysis.clusters import ClusterRule
 from ..analysis.filters import (
     confusion_partitions,
     layer_filter_labels,
@@ -61,7 +62,7 @@ def layer_confusion_figure(readout: LayerReadout, settings: Settings,
                            names: tuple[str, ...]) -> plt.Figure:
     """The label confusions of the first and the last conv layer's new output layers, each row as
     shares of its label's test images, labels ordered by the clusters of `reference_partition`."""
-    own = confusion_partitions(readout, settings.threshold, settings.match == "mutual")
+    own = confusion_partitions(readout, ClusterRule.from_settings(settings))
     order = np.argsort(reference_partition(own).full_labels, kind="stable")
     layers = dict.fromkeys((1, len(readout.accuracy)))
     return figures.label_confusion_figure(

@@ -1,82 +1,157 @@
-"""Per-block token predictions: the lens and probe protocols, and the all-blocks counting engine.
+"""Per-block token predictions: the all-blocks counting engine and its store artifact.
 
-Block 0 is the embedding output, blocks 1..n the transformer blocks. Two ways to read tokens off
-block b: `lens` applies the trained MLM head to block b's output; `probe` trains a fresh MLM head
-on block b's output over W_S with the trunk frozen (all blocks' probes train together from one
-pass of cached features). One forward pass over W_test with `output_hidden_states` then gives,
-for every block and protocol, counts per (kind, token) and the sparse (true, predicted) confusion.
-Used by chapters 2, 3, 4 and 6.
+Block 0 is the embedding output, blocks 1..n the transformer blocks. Any reader of
+`readout.readers` (the lens, the probes) turns block b's features into logits; one forward pass
+over W_test with `output_hidden_states` then gives, for every block and reader, counts per
+(kind, token) and one sparse (true, predicted) confusion per kind, through the one counting engine
+`core.counts.count_predictions`. Several maskings of W_test are counted one after the other and
+pooled (memory stays that of one masking). Used by chapters 2, 3, 4 and 6.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..core.counts import TokenCounts
-from ..readout.features import BlockFeatures
+from ..core.counts import (
+    KINDS,
+    Reading,
+    TokenCounts,
+    count_predictions,
+    reading_kinds,
+    summed_confusion,
+)
+from ..core.device import autocast
+from ..readout.features import BlockFeatures, block_features
+from ..readout.readers import BlockReader
 
-PROTOCOLS = ("probe", "lens")
-POSITIONS_PER_CHUNK = 2048  # logits of one chunk at vocab 30,522: 250 MB in bf16
+POSITIONS_PER_CHUNK = 2048  # fp32 logits of one chunk at vocab 30,522: 250 MB
 
 
-@dataclass
+@dataclass(frozen=True)
 class BlockCounts:
-    """Counts of one block under one protocol: per (kind, token), and the sparse confusion."""
+    """Counts of one block under one protocol: per (kind, token), and the sparse confusion.
+
+    counts: every kind (rows masked, replaced, unchanged; a reading picks rows).
+    confusion: [V, V] (true token, predicted token) -> modified positions of the kinds in
+    `reading` (chapters 3-4 read it); by_kind: the three per-kind matrices it is summed from
+    (None for a confusion known only summed).
+    """
 
     counts: TokenCounts
-    confusion: sp.csr_matrix  # [V, V]: (true token, predicted token) -> modified positions
+    confusion: sp.csr_matrix
+    by_kind: tuple[sp.csr_matrix, ...] | None = None
+    reading: tuple[str, ...] = KINDS
+
+    @classmethod
+    def of_kinds(cls, counts: TokenCounts, by_kind: tuple[sp.csr_matrix, ...],
+                 kinds: Reading = None) -> "BlockCounts":
+        """Counts whose confusion sums the per-kind matrices of the reading `kinds`."""
+        chosen = reading_kinds(kinds)
+        return cls(counts, summed_confusion(by_kind, chosen), tuple(by_kind), chosen)
+
+    def select(self, kinds: Reading) -> "BlockCounts":
+        """The same counts with the confusion of another reading (no recount)."""
+        if self.by_kind is None:
+            if reading_kinds(kinds) == self.reading:
+                return self
+            raise ValueError("this confusion was stored summed over "
+                             f"{', '.join(self.reading)}; it has no per-kind matrices to select from")
+        return BlockCounts.of_kinds(self.counts, self.by_kind, kinds)
+
+    def __add__(self, other: "BlockCounts") -> "BlockCounts":
+        """Two sets of positions pooled (e.g. two maskings of W_test), read the same way."""
+        if self.by_kind is None or other.by_kind is None:
+            return replace(self, counts=self.counts + other.counts,
+                           confusion=sp.csr_matrix(self.confusion + other.confusion))
+        by_kind = tuple(sp.csr_matrix(a + b) for a, b in zip(self.by_kind, other.by_kind))
+        return BlockCounts.of_kinds(self.counts + other.counts, by_kind, self.reading)
 
 
 @torch.no_grad()
-def count_block(head, features: torch.Tensor, labels: torch.Tensor, kinds: torch.Tensor,
-                vocab_size: int, device: str = "cpu") -> BlockCounts:
-    """Run a head over one block's features in chunks; count right answers and confusions."""
-    predicted = torch.cat([
-        head(features[start:start + POSITIONS_PER_CHUNK].to(device)).max(-1).indices.cpu()
-        for start in range(0, len(labels), POSITIONS_PER_CHUNK)
-    ]) if len(labels) else torch.zeros(0, dtype=torch.long)
-    slot = (kinds - 1) * vocab_size + labels
-    total = torch.bincount(slot, minlength=3 * vocab_size)
-    correct = torch.bincount(slot[predicted == labels], minlength=3 * vocab_size)
-    pairs, occurrences = np.unique(labels.numpy().astype(np.int64) * vocab_size + predicted.numpy(),
-                                   return_counts=True)
-    confusion = sp.csr_matrix((occurrences, (pairs // vocab_size, pairs % vocab_size)),
-                              shape=(vocab_size, vocab_size))
-    counts = TokenCounts(correct.view(3, vocab_size).numpy(), total.view(3, vocab_size).numpy())
-    return BlockCounts(counts, confusion)
+def block_predictions(reader: BlockReader, block: int, features: torch.Tensor,
+                      device: str = "cpu") -> torch.Tensor:
+    """Token predicted by `reader` at each of block `block`'s positions, features [N, hidden]
+    -> [N] (CPU): the argmax of fp32 logits (no autocast, so near-ties are not decided by bf16
+    rounding; exact ties go to the lowest id), in chunks of POSITIONS_PER_CHUNK positions."""
+    if not len(features):
+        return torch.zeros(0, dtype=torch.long)
+    with autocast(device, "fp32"):
+        return torch.cat([
+            reader.logits(block, features[start:start + POSITIONS_PER_CHUNK].to(device).float())
+            .float().argmax(-1).cpu()
+            for start in range(0, len(features), POSITIONS_PER_CHUNK)
+        ])
 
 
-def count_all_blocks(heads_by_protocol: dict[str, list], test: BlockFeatures, vocab_size: int,
+def count_all_blocks(readers: dict[str, BlockReader], test: BlockFeatures, vocab_size: int,
                      device: str = "cpu") -> dict[str, list[BlockCounts]]:
-    """Counts for every protocol and block from one set of cached W_test features."""
+    """Counts of every reader (by name) at each of its blocks, from one set of cached W_test
+    features (test.features [blocks, N, hidden]); readers sit on `device`. The confusions are
+    kept per kind (each BlockCounts reads all kinds; `select` picks a reading)."""
     result = {}
-    for protocol, heads in heads_by_protocol.items():
-        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16):
-            result[protocol] = [count_block(head.to(device).eval(), test.features[b], test.labels,
-                                            test.kinds, vocab_size, device)
-                                for b, head in enumerate(heads)]
+    for name, reader in readers.items():
+        result[name] = []
+        for block in range(reader.blocks):
+            predicted = block_predictions(reader, block, test.features[block], device)
+            counts, by_kind = count_predictions(predicted, test.labels, test.kinds, vocab_size,
+                                                confusion=True)
+            result[name].append(BlockCounts.of_kinds(counts, by_kind))
     return result
 
 
+def count_maskings(model, readers: dict[str, BlockReader],
+                   maskings: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], vocab_size: int,
+                   device: str = "cpu") -> dict[str, list[BlockCounts]]:
+    """`count_all_blocks` over several maskings (inputs, labels, kinds: [N, L] each) of the
+    held-out samples, pooled: one trunk pass and one count per masking, the sums kept."""
+    pooled: dict[str, list[BlockCounts]] | None = None
+    for inputs, labels, kinds in maskings:
+        counted = count_all_blocks(readers, block_features(model, inputs, labels, kinds,
+                                                           device=device), vocab_size, device)
+        pooled = counted if pooled is None else {
+            name: [a + b for a, b in zip(pooled[name], blocks)] for name, blocks in counted.items()}
+    if pooled is None:
+        raise ValueError("count_maskings: no masking given")
+    return pooled
+
+
 def save_block_counts(folder: Path, counts: dict[str, list[BlockCounts]]) -> None:
-    """One npz per (protocol, block): correct, total [3, V] and the confusion as COO arrays."""
+    """One npz per (protocol, block): correct, total [3, V] and the per-kind confusions as one
+    COO list (kind index 0-2 in row order of `core.counts.KINDS`, rows, cols, data)."""
     for protocol, blocks in counts.items():
         for block, item in enumerate(blocks):
-            coo = item.confusion.tocoo()
-            np.savez_compressed(folder / f"{protocol}-{block}.npz", correct=item.counts.correct,
-                                total=item.counts.total, rows=coo.row, cols=coo.col, data=coo.data)
+            parts = [m.tocoo() for m in item.by_kind]
+            np.savez_compressed(
+                folder / f"{protocol}-{block}.npz", correct=item.counts.correct,
+                total=item.counts.total,
+                kind=np.concatenate([np.full(p.nnz, k, np.int8) for k, p in enumerate(parts)]),
+                rows=np.concatenate([p.row for p in parts]),
+                cols=np.concatenate([p.col for p in parts]),
+                data=np.concatenate([p.data for p in parts]))
 
 
-def load_block_counts(folder: Path, protocol: str) -> list[BlockCounts]:
-    """The counts of every block of one protocol, block 0 first."""
+def load_block_counts(folder: Path, protocol: str, kinds: Reading = None) -> list[BlockCounts]:
+    """The counts of every block of one protocol, block 0 first, their confusion summed over the
+    reading `kinds` (None: all kinds). Files without per-kind confusions (written before the
+    confusion was kept per kind) load with their summed confusion and only the reading all."""
     blocks = []
     for path in sorted(folder.glob(f"{protocol}-*.npz"), key=lambda p: int(p.stem.split("-")[1])):
         saved = np.load(path)
         vocab = saved["correct"].shape[1]
-        confusion = sp.csr_matrix((saved["data"], (saved["rows"], saved["cols"])), shape=(vocab, vocab))
-        blocks.append(BlockCounts(TokenCounts(saved["correct"], saved["total"]), confusion))
+        counts = TokenCounts(saved["correct"], saved["total"])
+        if "kind" not in saved.files:
+            confusion = sp.csr_matrix((saved["data"], (saved["rows"], saved["cols"])),
+                                      shape=(vocab, vocab))
+            blocks.append(BlockCounts(counts, confusion).select(kinds))
+            continue
+        by_kind = tuple(
+            sp.csr_matrix((saved["data"][saved["kind"] == k],
+                           (saved["rows"][saved["kind"] == k], saved["cols"][saved["kind"] == k])),
+                          shape=(vocab, vocab)) for k in range(len(KINDS)))
+        blocks.append(BlockCounts.of_kinds(counts, by_kind, kinds))
     return blocks

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.device import autocast
 from ..data.masking import mask_tokens, special_token_ids
 
 
@@ -34,7 +35,7 @@ def block_features(model, inputs: np.ndarray, labels: np.ndarray, kinds: np.ndar
         batch = torch.as_tensor(np.array(inputs[start:start + batch_size])).long().to(device)
         target = torch.as_tensor(np.array(labels[start:start + batch_size])).long()
         picked = target != -100
-        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16):
+        with autocast(device, "bf16"):
             hidden = model.bert(input_ids=batch, attention_mask=(batch != pad_id).long(),
                                 output_hidden_states=True).hidden_states
         picked_device = picked.to(device)

@@ -1,9 +1,10 @@
-"""The CNN's per-layer readout: a new output layer on each frozen conv layer, its accuracy, label
-confusion and single-filter fields (chapter 7).
+"""The CNN's per-layer readout: a new output layer on each frozen conv layer (read through a
+`LayerReader`), its accuracy, label confusion and single-filter fields. Used by chapter 7.
 """
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.device import resolved_device
+from ..core.device import autocast, resolved_device
 from ..core.params import Settings
 from ..core.store import Store
 from ..data.images import ImageData, training_images
 from ..models.vgg import VGGStyleCNN
+from ..readout.readers import LayerReader
 from ..training.cnn import EVAL_BATCH, TrainedCNN
 from ..training.heads import train_heads_jointly
 
@@ -34,7 +36,7 @@ def layer_features(model: VGGStyleCNN, images: np.ndarray, grid: int,
     model.to(device).eval()
     chunks = [[] for _ in model.layers]
     for start in range(0, len(images), EVAL_BATCH):
-        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+        with autocast(device, "bf16"):
             batch = torch.from_numpy(images[start:start + EVAL_BATCH]).to(device)
             outputs = model.layer_outputs(batch)
         for chunk, output in zip(chunks, outputs):
@@ -103,12 +105,15 @@ class LayerReadout:
     filter_accuracy: list[np.ndarray]
 
 
-def read_layer(head: LayerHead, test_features: torch.Tensor, test_labels: torch.Tensor,
-               label_count: int, cells: int) -> dict[str, np.ndarray]:
-    """One layer's test statistics: accuracy, confusion, and per filter its mean fields, its
-    activity per label and its single-filter accuracy."""
+def read_layer(reader: LayerReader, layer: int, test_features: torch.Tensor,
+               test_labels: torch.Tensor, label_count: int, cells: int) -> dict[str, np.ndarray]:
+    """One layer's test statistics (list index `layer`, fp32): accuracy, confusion, and per filter
+    its mean fields, its activity per label and its single-filter accuracy.
+
+    test_features: [N, C * cells] pooled features of that layer; test_labels: [N]."""
+    head = reader.heads[layer]
     with torch.no_grad():
-        predicted = head(test_features).argmax(1)
+        predicted = reader.logits(layer, test_features).argmax(1)
         standardised = head.standardise(test_features)
         fields = single_filter_fields(head.linear.weight, standardised, cells)
         activity = standardised.reshape(len(standardised), -1, cells).mean(-1)  # [N, C]
@@ -131,11 +136,13 @@ def build_layer_readout(folder: Path, settings: Settings, data: ImageData, cnn: 
     train_features = layer_features(model, images, grid, device)
     heads = new_heads(train_features, len(data.label_names), settings.seed)
     losses = train_heads_jointly(heads, train_features, torch.from_numpy(labels), settings.head_epochs,
-                                 HEAD_LEARNING_RATE, HEAD_BATCH, settings.seed, bf16=False)
+                                 HEAD_LEARNING_RATE, HEAD_BATCH, settings.seed, bf16=False,
+                                 progress=sys.stderr.isatty())
     del train_features
-    test_labels = torch.from_numpy(data.test_labels)
-    layers = [read_layer(head, features, test_labels, len(data.label_names), grid * grid)
-              for head, features in zip(heads, layer_features(model, data.test_images, grid, device))]
+    reader, test_labels = LayerReader(heads), torch.from_numpy(data.test_labels)
+    test_features = layer_features(model, data.test_images, grid, device)
+    layers = [read_layer(reader, k, features, test_labels, len(data.label_names), grid * grid)
+              for k, features in enumerate(test_features)]
     arrays = {"accuracy": np.array([r["accuracy"] for r in layers]),
               "confusions": np.stack([r["confusion"] for r in layers])}
     arrays |= {f"{name}_{k}": layer[name]

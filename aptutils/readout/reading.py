@@ -1,101 +1,242 @@
 """Block-by-block readouts of a pre-trained (or untrained) model, as store artifacts.
 
-`block_counts` returns, for both protocols and every block, the counts per (kind, token) and the
-sparse confusion over W_test; the probe heads and the counts are artifacts keyed by the model
-and the probe knobs. Used by chapters 2, 3, 4 and 6.
+`block_counts` returns, for every reader of `readers.BLOCK_READERS` ("probe", "lens",
+"tuned-lens") and every block, the counts per (kind, token) and the sparse confusions over
+`test_maskings` maskings of W_test; the probe heads and the tuned lens are artifacts keyed by the
+model and their knobs (`training.json` holds their held-out curves, `reader_training` reads them),
+the counts by all reader knobs and the maskings. `series_counts` reads every model of the W_S
+series at its last block through its own head over the same maskings. Used by chapters 2, 3, 4 and 6.
 """
 from __future__ import annotations
 
+import functools
 import json
+import math
 import sys
+import time
 
-import pandas as pd
+import numpy as np
 import torch
 
+from ..core.counts import TokenCounts
 from ..core.device import resolved_device
 from ..core.params import Settings
 from ..core.store import Store
+from ..data.heldout import settings_maskings
 from ..data.pretraining import PretrainingData, pretraining_data
 from ..readout.counting import (
-    PROTOCOLS,
     BlockCounts,
-    count_all_blocks,
+    count_maskings,
     load_block_counts,
     save_block_counts,
 )
 from ..readout.features import block_features, masked_training_rows
 from ..readout.probes import (
+    HELD_OUT_SHARE,
+    TrainingPositions,
+    held_out_split,
     load_trained_state,
     new_probe_heads,
-    train_probe_heads,
+    train_probe_heads_until_stop,
     trained_state,
 )
-from ..training.pretrain import analysis_ws, pretrained_model, readout_model
+from ..readout.readers import (
+    BLOCK_READERS,
+    BlockReader,
+    LensReader,
+    ProbeReader,
+    TunedLensReader,
+)
+from ..readout.tuned_lens import new_translators, train_tuned_lens
+from ..training.evaluation import heldout_counts
+from ..training.heads import EarlyStopping, HeadCurves
+from ..training.pretrain import (
+    analysed_ws,
+    model_params,
+    pretrained_model,
+    readout_model,
+)
 
-PROBE_KNOBS = ("probe_samples", "probe_epochs", "probe_lr", "probe_batch", "probe_decoder")
+PROBE_KNOBS = ("probe_samples", "probe_max_epochs", "probe_lr", "probe_batch", "probe_decoder",
+               "probe_eval_every", "probe_patience")
+TUNED_LENS_KNOBS = ("probe_samples", "probe_batch", "probe_eval_every", "probe_patience",
+                    "tuned_lens_max_epochs", "tuned_lens_lr")
+READER_TRAINING = {"held_out_share": HELD_OUT_SHARE, "stopping": "per head, best state kept"}
 
 
 def readout_params(settings: Settings, model_key: dict) -> dict:
-    """Exactly what determines a model's probe heads and block counts: the model and the probe knobs."""
-    return {"model": model_key, **settings.subset(PROBE_KNOBS)}
+    """Exactly what determines a model's trained readers (probe heads, tuned lens) and so its
+    block counts: the model and the reader knobs."""
+    return reader_params(settings, model_key, tuple(dict.fromkeys(PROBE_KNOBS + TUNED_LENS_KNOBS)))
+
+
+def reader_params(settings: Settings, model_key: dict, knobs: tuple[str, ...]) -> dict:
+    """The key of one trained reader: the model, its knobs and how it is trained."""
+    return {"model": model_key, **settings.subset(knobs), **READER_TRAINING}
+
+
+def training_positions(settings: Settings, model, ws: int, data: PretrainingData,
+                       device: str) -> TrainingPositions:
+    """W_S's block features at the modified positions of its first `probe_samples` samples under
+    one fixed masking, from one trunk pass, split into training and held-out samples (seeded)."""
+    rows = data.samples.train_slice(min(settings.probe_samples, ws))
+    inputs, labels, kinds = masked_training_rows(rows, data.tokenizer, settings.mask_prob,
+                                                 settings.seed + 2)
+    features = block_features(model, inputs, labels, kinds, device=device)
+    train, held_out = held_out_split((np.asarray(labels) != -100).sum(1), settings.seed + 3)
+    return TrainingPositions(features, train, held_out)
+
+
+def _stopping(settings: Settings, max_epochs: float, positions: TrainingPositions) -> EarlyStopping:
+    steps = max(1, math.ceil(max_epochs * len(positions.train) / settings.probe_batch))
+    return EarlyStopping(settings.probe_eval_every, settings.probe_patience, steps)
+
+
+def _train_reader(folder, what: str, positions: TrainingPositions, stopping: EarlyStopping,
+                  train) -> None:
+    """Run `train()` (-> HeadCurves), print its outcome, write `training.json` into `folder`."""
+    print(f"Training {what} on {len(positions.train):,} modified positions of W_S "
+          f"({len(positions.held_out):,} held out; at most {stopping.max_steps:,} steps, a "
+          f"held-out evaluation every {stopping.eval_every})", flush=True)
+    started = time.time()
+    curves: HeadCurves = train()
+    seconds = time.time() - started
+    print(f"  stopped at steps {curves.stop_step}, kept steps {curves.best_step}; "
+          f"{seconds:.0f} s", flush=True)
+    (folder / "training.json").write_text(json.dumps(
+        {"positions": len(positions.features.labels), "train_positions": len(positions.train),
+         "held_out_positions": len(positions.held_out), "max_steps": stopping.max_steps,
+         "eval_every": stopping.eval_every, "patience": stopping.patience, "seconds": seconds,
+         "curves": curves.to_dict()}))
 
 
 def probe_heads(settings: Settings, model, model_key: dict, ws: int, data: PretrainingData,
-                store: Store) -> torch.nn.ModuleList:
-    """The probe heads of a model (one per block), trained on W_S features when missing."""
+                store: Store, positions=None) -> torch.nn.ModuleList:
+    """The probe heads of a model (one per block), trained on W_S features when missing, each
+    until its held-out loss stops falling. positions: () -> TrainingPositions (default: made
+    here when needed); `training.json` keeps the held-out curves."""
     blocks = model.config.num_hidden_layers + 1
-    params = readout_params(settings, model_key)
     device = resolved_device(settings)
+    positions = positions or (lambda: training_positions(settings, model, ws, data, device))
     tied = model.bert.embeddings.word_embeddings.weight if settings.probe_decoder == "tied" else None
 
     def new_heads() -> torch.nn.ModuleList:
         return new_probe_heads(model.config, blocks, settings.seed, embeddings=tied)
 
     def build(folder):
-        rows = data.samples.train_slice(min(settings.probe_samples, ws))
-        inputs, labels, kinds = masked_training_rows(rows, data.tokenizer, settings.mask_prob,
-                                                     settings.seed + 2)
-        features = block_features(model, inputs, labels, kinds, device=device)
-        heads = new_heads()
-        print(f"Training {blocks} probe heads on {len(features.labels):,} modified positions of "
-              f"W_S ({settings.probe_epochs:g} epochs)", flush=True)
-        losses = train_probe_heads(heads, features, settings.probe_epochs, settings.probe_lr,
-                                   settings.probe_batch, settings.seed, device,
-                                   progress=sys.stderr.isatty())
-        torch.save(trained_state(heads), folder / "heads.pt")
-        (folder / "training.json").write_text(json.dumps(
-            {"positions": len(features.labels), "final_loss_by_block": losses}))
+        training, heads = positions(), new_heads()
+        stopping = _stopping(settings, settings.probe_max_epochs, training)
+        _train_reader(folder, f"{blocks} probe heads", training, stopping,
+                      lambda: train_probe_heads_until_stop(
+                          heads, training, settings.probe_lr, settings.probe_batch, settings.seed,
+                          stopping, device, progress=sys.stderr.isatty()))
+        torch.save(trained_state(heads.cpu()), folder / "heads.pt")
 
-    folder = store.get_or_build("probes", params, build)
+    folder = store.get_or_build("probes", reader_params(settings, model_key, PROBE_KNOBS), build)
     heads = new_heads()
     load_trained_state(heads, torch.load(folder / "heads.pt"))
     return heads.eval()
 
 
+def tuned_lens_translators(settings: Settings, model, model_key: dict, ws: int,
+                           data: PretrainingData, store: Store,
+                           positions=None) -> torch.nn.ModuleList:
+    """The tuned lens's translators of a model (`readout.tuned_lens`; the last one the
+    identity), trained on W_S features when missing, each until its held-out KL stops falling.
+    positions: as for `probe_heads`; `training.json` keeps the held-out curves."""
+    blocks, hidden = model.config.num_hidden_layers + 1, model.config.hidden_size
+    device = resolved_device(settings)
+    positions = positions or (lambda: training_positions(settings, model, ws, data, device))
+
+    def build(folder):
+        training, translators = positions(), new_translators(hidden, blocks)
+        stopping = _stopping(settings, settings.tuned_lens_max_epochs, training)
+        _train_reader(folder, f"the tuned lens ({blocks - 1} affine maps)", training, stopping,
+                      lambda: train_tuned_lens(
+                          translators, model.cls, training, settings.tuned_lens_lr,
+                          settings.probe_batch, settings.seed, stopping, device,
+                          progress=sys.stderr.isatty()))
+        torch.save(translators.cpu().state_dict(), folder / "translators.pt")
+
+    folder = store.get_or_build("tuned-lens", reader_params(settings, model_key, TUNED_LENS_KNOBS),
+                                build)
+    translators = new_translators(hidden, blocks)
+    translators.load_state_dict(torch.load(folder / "translators.pt"))
+    return translators.eval()
+
+
+def block_readers(settings: Settings, model, model_key: dict, ws: int, data: PretrainingData,
+                  store: Store) -> tuple[BlockReader, ...]:
+    """The readers counted block by block, named as `BLOCK_READERS` (probe, lens, tuned lens), on
+    the settings' device with the model; the trained ones come from the store, or are trained
+    from one shared pass over W_S."""
+    device = resolved_device(settings)
+    model.to(device)
+    positions = functools.cache(lambda: training_positions(settings, model, ws, data, device))
+    probe = probe_heads(settings, model, model_key, ws, data, store, positions).to(device)
+    tuned = tuned_lens_translators(settings, model, model_key, ws, data, store, positions)
+    return ProbeReader(probe), LensReader(model), TunedLensReader(model, tuned.to(device))
+
+
+def reader_training(settings: Settings, ws: int | None = None, trained: bool = True,
+                    store: Store | None = None,
+                    data: PretrainingData | None = None) -> dict[str, dict]:
+    """The training records of the model's trained readers, {"probe": ..., "tuned-lens": ...}:
+    positions, the stopping rule, seconds and "curves" (`HeadCurves.to_dict`: held-out loss per
+    block at each evaluation step, nats). Trains the readers when missing."""
+    store = store or Store()
+    data = data or pretraining_data(settings, store)
+    ws = ws or analysed_ws(settings)
+    model, model_key = readout_model(settings, ws, trained, data, store)
+    block_readers(settings, model, model_key, ws, data, store)
+    folders = {"probe": store.get("probes", reader_params(settings, model_key, PROBE_KNOBS)),
+               "tuned-lens": store.get("tuned-lens",
+                                       reader_params(settings, model_key, TUNED_LENS_KNOBS))}
+    return {name: json.loads((folder / "training.json").read_text())
+            for name, folder in folders.items()}
+
+
+def _stored_name(reader: str) -> str:
+    """The name a reader's counts are stored under: without "-", as `load_block_counts` reads the
+    block index after the first "-" of a file name."""
+    return reader.replace("-", "_")
+
+
 def block_counts(settings: Settings, ws: int | None = None, trained: bool = True,
                  store: Store | None = None,
                  data: PretrainingData | None = None) -> dict[str, list[BlockCounts]]:
-    """Counts per block for both protocols over W_test: {"probe": [...], "lens": [...]}.
+    """Counts per block for every reader over W_test: {"probe": [...], "lens": [...],
+    "tuned-lens": [...]}.
 
     ws: the model's W_S (default: `analysis_ws`); trained=False reads the untrained model.
+    Every block pools `test_maskings` maskings of W_test; its confusion sums the kinds of the
+    reading `kinds` (`BlockCounts.select` reads another without a recount); its counts keep
+    every kind.
     """
     store = store or Store()
     data = data or pretraining_data(settings, store)
-    ws = ws or analysis_ws(settings)
+    ws = ws or analysed_ws(settings)
     model, model_key = readout_model(settings, ws, trained, data, store)
-    params = readout_params(settings, model_key)
+    params = block_counts_params(settings, model_key)
     folder = store.get("block-counts", params)
     if folder is None:
         device = resolved_device(settings)
-        model.to(device)
-        heads = {"probe": probe_heads(settings, model, model_key, ws, data, store),
-                 "lens": [model.cls] * (model.config.num_hidden_layers + 1)}
-        samples = data.samples
-        test = block_features(model, samples.array("test_inputs"), samples.array("test_labels"),
-                              samples.array("test_kinds"), device=device)
-        counts = count_all_blocks(heads, test, model.config.vocab_size, device)
+        readers = block_readers(settings, model, model_key, ws, data, store)
+        counts = count_maskings(model, {_stored_name(reader.name): reader for reader in readers},
+                                settings_maskings(settings, data), model.config.vocab_size, device)
         folder = store.get_or_build("block-counts", params, lambda f: save_block_counts(f, counts))
-    return {protocol: load_block_counts(folder, protocol) for protocol in PROTOCOLS}
+    return {name: load_block_counts(folder, _stored_name(name), settings.kinds)
+            for name in BLOCK_READERS}
+
+
+COUNTING = "fp32 argmax, confusion per kind"  # how the block and series counts are made
+
+
+def block_counts_params(settings: Settings, model_key: dict) -> dict:
+    """Exactly what determines a model's block counts: its probes' key, the W_test maskings
+    pooled and the counting rule (the reading `kinds` is chosen when they are read)."""
+    return {**readout_params(settings, model_key), "test_maskings": settings.test_maskings,
+            "counting": COUNTING}
 
 
 def token_vectors(settings: Settings, ws: int, trained: bool, data: PretrainingData,
@@ -105,11 +246,31 @@ def token_vectors(settings: Settings, ws: int, trained: bool, data: PretrainingD
     return model.bert.embeddings.word_embeddings.weight.detach().float().numpy()
 
 
-def series_heldout(settings: Settings, store: Store | None = None) -> pd.DataFrame:
-    """Per model of the W_S series: held-out <APT> and token-weighted accuracy at the last
-    block, read through the model's own MLM head. Indexed by W_S."""
+def series_counts(settings: Settings, store: Store | None = None,
+                  data: PretrainingData | None = None) -> dict[int, TokenCounts]:
+    """Per model of the W_S series (by W_S, smallest first): counts per (kind, token) at the
+    last block, read through the model's own MLM head (fp32 argmax) over the same
+    `test_maskings` maskings of W_test as the block counts. One artifact per model."""
     store = store or Store()
-    data = pretraining_data(settings, store)
-    cards = {ws: pretrained_model(settings, ws, data, store).card for ws in settings.ws_list}
-    return pd.DataFrame({"<APT>": {ws: c["heldout_mean_apt"] for ws, c in cards.items()},
-                         "token-weighted accuracy": {ws: c["heldout_accuracy"] for ws, c in cards.items()}})
+    data = data or pretraining_data(settings, store)
+    return {ws: last_block_counts(settings, ws, data, store) for ws in settings.ws_list}
+
+
+def last_block_counts(settings: Settings, ws: int, data: PretrainingData,
+                      store: Store) -> TokenCounts:
+    """The W_S model's own predictions over the W_test maskings, as counts (with loss_sum)."""
+    params = {"model": model_params(settings, data, ws), "test_maskings": settings.test_maskings,
+              "counting": COUNTING}
+
+    def build(folder) -> None:
+        device = resolved_device(settings)
+        model = pretrained_model(settings, ws, data, store).load().to(device)
+        pooled = None
+        for masking in settings_maskings(settings, data):
+            counts = heldout_counts(model, *masking, device=device, precision="fp32")
+            pooled = counts if pooled is None else pooled + counts
+        np.savez_compressed(folder / "counts.npz", correct=pooled.correct, total=pooled.total,
+                            loss_sum=pooled.loss_sum)
+
+    saved = np.load(store.get_or_build("heldout-counts", params, build) / "counts.npz")
+    return TokenCounts(saved["correct"], saved["total"], float(saved["loss_sum"]))

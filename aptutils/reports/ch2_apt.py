@@ -1,58 +1,376 @@
-"""Chapter 2: APT against frequency, block by block, against W_S, and the verdicts on C1-C4."""
+"""Chapter 2: APT against frequency, block by block, against W_S, and the verdicts on C1-C4.
+
+Every number reads one set of modified positions (`PositionReading`: masked by default, since an
+unchanged position shows the model its own answer) and counts a token only with enough of them.
+Every verdict rests on a bootstrap interval over tokens, says what it is measured against, and
+carries a reason computed from the run.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..analysis.apt import spearman_ci
+from ..analysis.apt import CONFIDENCE, binned_means, depth_curve
+from ..analysis.baselines import RULES, best_rule
+from ..analysis.rises import (
+    Interval,
+    PositionReading,
+    Rise,
+    low_frequency_share,
+    mean_interval,
+    paired_difference,
+    rank_correlation,
+    rank_trend,
+    rank_trend_beyond,
+    rise_along,
+)
+from ..core.counts import TokenCounts
 from ..core.verdicts import Verdict, decide
+from ..readout.counting import BlockCounts
 
-DIP_TOLERANCE = 0.01
-
-
-def c1_verdict(table: pd.DataFrame, protocol: str, seed: int) -> Verdict:
-    """C1: Spearman rho of APT against W_S frequency at the last block, bootstrap 95% CI > 0."""
-    seen = table[table["frequency"] > 0]
-    rho, low, high = spearman_ci(np.log(seen["frequency"].to_numpy()), seen["apt"].to_numpy(), seed=seed)
-    return Verdict("C1", f"rho = {rho:.3f} [{low:.3f}, {high:.3f}] over {len(seen):,} tokens",
-                   f"Spearman rho of APT vs log W_S frequency, last block ({protocol}); "
-                   "holds if the 95% bootstrap CI lies above 0",
-                   decide(bool(low > 0) if np.isfinite(low) else None))
+N_BOOT = 1000
+SHARE_BAR = 0.5  # C4: the low-frequency half must give more than this share of the rise
+RULE_GLOSS = {  # what it means when a model does not beat a rule on the reading
+    "most frequent token": "the model has not left the unigram plateau",
+    "copy the input": "the model does no more than copy its input",
+    "copy, else most frequent": "the model does no more than copy its input and answer the "
+                                "commonest token",
+}
 
 
-def c2_verdict(mean_apt_by_ws: dict[int, float]) -> Verdict:
-    """C2: <APT> at the last block rises with every step up of W_S."""
-    sizes = sorted(mean_apt_by_ws)
-    values = [mean_apt_by_ws[ws] for ws in sizes]
-    shown = ", ".join(f"{ws:,}: {value:.3f}" for ws, value in zip(sizes, values))
-    rises = len(sizes) >= 2 and all(b > a for a, b in zip(values, values[1:]))
-    return Verdict("C2", shown, "<APT> (last block, model's own head) strictly increasing over "
-                   f"the {len(sizes)} W_S of the series", decide(bool(rises) if len(sizes) >= 2 else None))
+def beats_rules(model: TokenCounts, rules: dict[str, TokenCounts], reading: PositionReading,
+                where: str, seed: int) -> tuple[bool, str]:
+    """Whether the model's <APT> on the reading lies above the best trivial rule's (paired
+    bootstrap over tokens), and a sentence saying so."""
+    rule = best_rule(rules, reading.kinds, reading.min_occurrences)
+    model_apt, rule_apt = reading.apt(model), reading.apt(rules[rule])
+    level = mean_interval(model_apt, N_BOOT, seed)
+    difference = paired_difference(rule_apt, model_apt, N_BOOT, seed)
+    rule_level = float(np.nanmean(rule_apt)) if np.isfinite(rule_apt).any() else np.nan
+    said = (f"{reading.name} ⟨APT⟩ at {where} is {level}, against {rule_level:.3f} for the "
+            f"'{rule}' rule (difference {difference.text(signed=True)})")
+    if difference.above(0):
+        return True, said
+    return False, f"{said}: {RULE_GLOSS[rule]}"
 
 
-def c3_verdict(summary: pd.DataFrame, protocol: str) -> Verdict:
-    """C3: <APT> and both APT(50) readings higher at the last block than at block 0, and <APT>
-    never falling by more than DIP_TOLERANCE from one block to the next."""
-    rows = summary.loc[protocol]
-    first, last = rows.iloc[0], rows.iloc[-1]
-    columns = ["<APT>", "APT(50) top-50", "APT(50) >=50 seen"]
-    higher = all(last[c] > first[c] for c in columns if np.isfinite(first[c]) and np.isfinite(last[c]))
-    steps = np.diff(rows["<APT>"].to_numpy())
-    monotone = bool((steps >= -DIP_TOLERANCE).all())
-    figure = (f"<APT> {first['<APT>']:.3f} → {last['<APT>']:.3f}; APT(50) top-50 "
-              f"{first['APT(50) top-50']:.3f} → {last['APT(50) top-50']:.3f}; largest dip "
-              f"{max(0.0, -steps.min()):.3f}")
-    return Verdict("C3", figure, f"{protocol}: last block above block 0 for <APT> and both APT(50) "
-                   f"readings, and no block-to-block dip of <APT> larger than {DIP_TOLERANCE}",
-                   decide(bool(higher and monotone)))
+def _points(rise: Rise, label) -> str:
+    return ", ".join(f"{label(p)}: {level.estimate:.3f}" for p, level in zip(rise.points, rise.levels))
 
 
-def c4_verdict(decomposition: pd.DataFrame, protocol: str) -> Verdict:
-    """C4: the lower-frequency half of the tokens gives more than half of the rise of <APT>."""
-    rows = decomposition.loc[protocol]
-    low_share = float(rows["share"].iloc[0])
-    total = float(rows["contribution"].sum())
-    return Verdict("C4", f"low-frequency half: {low_share:.0%} of a rise of {total:+.3f}",
-                   f"{protocol}: share of the block 0 → last rise of <APT> from the tokens below "
-                   "the median W_S frequency; holds if > 50% and the rise is positive",
-                   decide(bool(total > 0 and low_share > 0.5)))
+def c1_verdict(last: TokenCounts, rules: dict[str, TokenCounts], frequency: np.ndarray,
+               reading: PositionReading, where: str, seed: int) -> Verdict:
+    """C1: Spearman rho of APT (reading) against W_S frequency at the last block; holds if its
+    bootstrap interval lies above 0 and the paired interval of rho minus the rho of the trivial
+    rule with the highest rho lies above 0 too (a rule that always answers the commonest token
+    has APT 1 on it and 0 elsewhere: a small rho > 0 that a plateau model shares)."""
+    trend = rank_trend(reading.apt(last), frequency, N_BOOT, seed)
+    rule_rhos = {r: rank_correlation(reading.apt(rules[r]), frequency) for r in RULES if r in rules}
+    rule = max(rule_rhos, key=lambda r: np.nan_to_num(rule_rhos[r], nan=-2.0))
+    beyond = rank_trend_beyond(reading.apt(last), reading.apt(rules[rule]), frequency, N_BOOT,
+                               seed)
+    bar = np.nan_to_num(rule_rhos[rule], nan=0.0)
+    statistic = (f"Spearman ρ of APT(t) vs W_S frequency at {where}, {reading.describe()}; holds "
+                 f"if its {CONFIDENCE:.0%} bootstrap CI lies above 0 and the paired CI of ρ minus "
+                 "the ρ of the trivial rule with the highest ρ lies above 0")
+    shown = f"ρ = {trend} over {trend.n:,} tokens; '{rule}' rule's ρ = {bar:.3f}"
+    if trend.n < 3 or not np.isfinite(trend.estimate):
+        values = reading.apt(last)
+        why = (f"only {trend.n} tokens have ≥ {reading.min_occurrences} {reading.name} positions "
+               "and a W_S frequency" if trend.n < 3 else
+               f"every one of the {trend.n:,} tokens has the same {reading.name} APT "
+               f"({np.nanmax(values):.3f}) at {where}: there is no ranking to correlate")
+        return Verdict("C1", shown, statistic, decide(None), why)
+    holds = trend.above(0) and beyond.above(0)
+    if holds:
+        why = (f"{reading.name} APT at {where} rises with W_S frequency: ρ = {trend} over "
+               f"{trend.n:,} tokens, above 0 and above the '{rule}' rule's {bar:.3f} by "
+               f"{beyond.text(signed=True)}")
+    elif trend.below(0):
+        why = f"{reading.name} APT at {where} falls with W_S frequency: ρ = {trend}"
+    elif not trend.above(0):
+        why = f"ρ = {trend} includes 0: no rise of {reading.name} APT with frequency is resolved"
+    else:
+        why = (f"ρ = {trend} does not clear the '{rule}' rule's ρ of {bar:.3f} (difference "
+               f"{beyond.text(signed=True)}), which needs no learning beyond frequencies or "
+               "copying")
+    if not holds:
+        why += "; " + beats_rules(last, rules, reading, where, seed)[1]
+    return Verdict("C1", shown, statistic, decide(holds), why)
+
+
+def ws_rise(series: dict[int, TokenCounts], reading: PositionReading, seed: int) -> Rise:
+    """<APT> (reading, last block, own head) along the W_S series, with paired steps."""
+    return rise_along({ws: reading.apt(series[ws]) for ws in sorted(series)}, N_BOOT, seed,
+                      "W_S")
+
+
+def c2_verdict(rise: Rise, largest: TokenCounts, rules: dict[str, TokenCounts],
+               reading: PositionReading, seed: int) -> Verdict:
+    """C2: every step up of W_S raises <APT> (reading, last block, each model's own head): the
+    paired bootstrap interval over tokens of each step's difference lies above 0."""
+    statistic = (f"per step up of W_S, paired bootstrap {CONFIDENCE:.0%} CI over tokens of the "
+                 f"change of ⟨APT⟩ (last block, model's own head), {reading.describe()}; holds if "
+                 "every step's CI lies above 0")
+    shown = _points(rise, lambda ws: f"{ws:,}")
+    if len(rise.points) < 2:
+        return Verdict("C2", shown, statistic, decide(None), "the series has a single W_S")
+    steps = list(zip(rise.points, rise.points[1:], rise.steps))
+    said = "; ".join(f"{a:,} → {b:,}: {step.text(signed=True)}" for a, b, step in steps)
+    holds = all(step.above(0) for _, _, step in steps)
+    if holds:
+        return Verdict("C2", shown, statistic, decide(True),
+                       f"every step up of W_S raises {reading.name} ⟨APT⟩: {said}")
+    unresolved = "; ".join(f"{a:,} → {b:,} changes it by {step.text(signed=True)}"
+                           for a, b, step in steps if not step.above(0))
+    where = f"W_S = {rise.points[-1]:,} (last block)"
+    return Verdict("C2", shown, statistic, decide(False),
+                   f"not every step raises {reading.name} ⟨APT⟩ significantly: {unresolved}; "
+                   + beats_rules(largest, rules, reading, where, seed)[1])
+
+
+def depth_rise(blocks: list[BlockCounts], reading: PositionReading, seed: int) -> Rise:
+    """<APT> (reading) along the blocks of one protocol, with paired steps and the whole rise."""
+    return rise_along({b: reading.apt(item.counts) for b, item in enumerate(blocks)}, N_BOOT,
+                      seed, "block")
+
+
+def c3_verdict(rise: Rise, blocks: list[BlockCounts], rules: dict[str, TokenCounts],
+               reading: PositionReading, protocol: str, seed: int) -> Verdict:
+    """C3: <APT> (reading) higher at the last block than at block 0 (paired bootstrap interval
+    over tokens above 0), and no block-to-block step significantly below 0."""
+    last = rise.points[-1]
+    statistic = (f"{protocol}: paired bootstrap {CONFIDENCE:.0%} CI over tokens of ⟨APT⟩(block "
+                 f"{last}) − ⟨APT⟩(block 0), {reading.describe()}; holds if it lies above 0 and "
+                 "no block-to-block step's CI lies below 0")
+    dip = rise.largest_dip()
+    shown = (f"⟨APT⟩ {rise.levels[0].estimate:.3f} → {rise.levels[-1].estimate:.3f} "
+             f"({rise.total.text(signed=True)}); largest dip "
+             + (f"{dip[2].text(signed=True)} at {dip[0]} → {dip[1]}" if dip else "none"))
+    if not np.isfinite(rise.total.estimate):
+        return Verdict("C3", shown, statistic, decide(None),
+                       f"no token has ≥ {reading.min_occurrences} {reading.name} positions")
+    dips = rise.dips()
+    holds = rise.total.above(0) and not dips
+    if holds:
+        return Verdict("C3", shown, statistic, decide(True),
+                       f"{reading.name} ⟨APT⟩ ({protocol}) rises from block 0 to block {last} by "
+                       f"{rise.total.text(signed=True)}, with no significant dip")
+    parts = []
+    if not rise.total.above(0):
+        parts.append(f"the rise from block 0 to block {last} is {rise.total.text(signed=True)}, "
+                     "not above 0")
+    parts += [f"block {a} → {b} falls by {step.text(signed=True)}" for a, b, step in dips]
+    parts.append(beats_rules(blocks[-1].counts, rules, reading, f"block {last} ({protocol})",
+                             seed)[1])
+    return Verdict("C3", shown, statistic, decide(False), "; ".join(parts))
+
+
+def low_share(blocks: list[BlockCounts], frequency: np.ndarray, reading: PositionReading,
+              seed: int) -> Interval:
+    """Share of the block 0 → last rise of <APT> given by the low-frequency half of the tokens."""
+    return low_frequency_share(reading.apt(blocks[0].counts), reading.apt(blocks[-1].counts),
+                               frequency, N_BOOT, seed)
+
+
+def c4_verdict(share: Interval, rise: Rise, reading: PositionReading, protocol: str) -> Verdict:
+    """C4: the low-frequency half of the tokens gives more than half of the rise of <APT>
+    (stratified paired bootstrap interval above SHARE_BAR); measured only when C3's rise is
+    significant."""
+    statistic = (f"{protocol}: share of the block 0 → {rise.points[-1]} rise of ⟨APT⟩ from the "
+                 f"tokens below the median W_S frequency, {reading.describe()}; holds if its "
+                 f"{CONFIDENCE:.0%} bootstrap CI lies above {SHARE_BAR:.0%}; measured only if the "
+                 "rise itself is significant (C3)")
+    shown = f"low-frequency half: {share.text(percent=True)} of a rise of {rise.total.estimate:+.3f}"
+    if not rise.total.above(0):
+        shown = f"rise of {rise.total.text(signed=True)}: not split"
+        return Verdict("C4", shown, statistic, decide(None),
+                       f"there is no significant rise to split: block 0 → {rise.points[-1]} "
+                       f"changes {reading.name} ⟨APT⟩ by {rise.total.text(signed=True)}")
+    holds = share.above(SHARE_BAR)
+    if holds:
+        why = f"the low-frequency half gives {share.text(percent=True)} of the rise"
+    elif share.below(SHARE_BAR):
+        why = (f"the low-frequency half gives only {share.text(percent=True)} of the rise: most of "
+               "it comes from frequent tokens")
+    else:
+        why = (f"the low-frequency half gives {share.text(percent=True)} of the rise: not resolved "
+               f"above {SHARE_BAR:.0%}")
+    return Verdict("C4", shown, statistic, decide(holds), why)
+
+
+def direction(interval: Interval, rises: str = "rises", falls: str = "falls",
+              flat: str = "no change resolved") -> str:
+    """`rises`, `falls` or `flat`, from where the interval lies around 0."""
+    return rises if interval.above(0) else falls if interval.below(0) else flat
+
+
+def depth_title(rise: Rise, reading: PositionReading, protocol: str) -> str:
+    return (f"{reading.name} ⟨APT⟩ along the blocks ({protocol}): "
+            f"{direction(rise.total)} from block 0 to {rise.points[-1]}, "
+            f"{rise.total.text(signed=True)}")
+
+
+def ws_title(rise: Rise, reading: PositionReading) -> str:
+    if len(rise.points) < 2:
+        return f"{reading.name} ⟨APT⟩ against W_S (one model)"
+    return (f"{reading.name} ⟨APT⟩ against W_S: {direction(rise.total)} from "
+            f"{rise.points[0]:,} to {rise.points[-1]:,}, {rise.total.text(signed=True)}")
+
+
+def frequency_title(last: TokenCounts, frequency: np.ndarray, reading: PositionReading,
+                    where: str, seed: int) -> str:
+    trend = rank_trend(reading.apt(last), frequency, N_BOOT, seed)
+    return (f"{reading.name} APT(t) against W_S frequency at {where}: "
+            f"{direction(trend, 'rises with frequency', 'falls with frequency', 'no trend resolved')}, ρ = {trend}")
+
+
+def trained_readers(summary: pd.DataFrame) -> list[str]:
+    """The readers of `block_summary` that read the trained model, in table order."""
+    return [r for r in dict.fromkeys(summary.index.get_level_values(0))
+            if not r.startswith("untrained") and r not in RULES]
+
+
+def depth_figure_curves(summary: pd.DataFrame, column: str, readers: list[str]
+                        ) -> tuple[dict[str, pd.Series], dict[str, pd.Series | float]]:
+    """(solid curves of the trained readers, dashed baselines: untrained readers and rules)."""
+    trained = {r: depth_curve(summary, r, column) for r in readers}
+    dashed = {r: depth_curve(summary, r, column)
+              for r in dict.fromkeys(summary.index.get_level_values(0)) if r.startswith("untrained")}
+    dashed.update({r: float(summary.loc[(r, "any"), column]) for r in RULES
+                   if (r, "any") in summary.index})
+    return trained, dashed
+
+
+def kinds_sentence(summary: pd.DataFrame, reader: str, reading: PositionReading) -> str:
+    """What block 0 and the last block score on each kind, said from the table."""
+    rows = summary.loc[reader]
+    blocks = [b for b in rows.index if b != "any"]
+    first, last = rows.loc[blocks[0]], rows.loc[blocks[-1]]
+
+    def kinds(row) -> str:
+        return ", ".join(f"{k} {row[f'⟨APT⟩ {k}']:.3f}" for k in ("masked", "replaced", "unchanged"))
+    return (f"⟨APT⟩ by kind ({reader}, tokens with ≥ {reading.min_occurrences} positions of the "
+            f"kind): block 0 {kinds(first)}; block {blocks[-1]} {kinds(last)}. An unchanged "
+            "position shows the model its own answer, so the masked column is the one this "
+            "chapter decides on.")
+
+
+def setup_sentence(ws: int, blocks: list[BlockCounts], reading: PositionReading,
+                   protocol: str) -> str:
+    """What the chapter reads: the model, W_test's positions by kind, the reading, the protocol."""
+    counts = blocks[-1].counts
+    tokens = int(np.isfinite(reading.apt(counts)).sum())
+    return (f"Model read block by block: W_S = {ws:,} samples. W_test, {reading.maskings} "
+            f"masking{'s' * (reading.maskings != 1)} pooled: "
+            f"{int(counts.total.sum()):,} modified positions ("
+            + ", ".join(f"{kind} {int(counts.occurrences(kind).sum()):,}"
+                        for kind in ("masked", "replaced", "unchanged"))
+            + f"). Reading: **{reading.describe()}** ({tokens:,} tokens). Protocol shown: "
+            f"**{protocol}**.")
+
+
+def frequency_panels(table: pd.DataFrame, reading: PositionReading, seed: int,
+                     bins: int = 12) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Fig. 1's panels: the reading first, then all kinds and each kind (where any token has an
+    APT and a W_S frequency): column -> `binned_means`, column -> panel title."""
+    names = {"apt": reading.name, "apt_all": "all", "apt_masked": "masked",
+             "apt_replaced": "replaced", "apt_unchanged": "unchanged"}
+    shown = {"apt": names["apt"]}
+    shown.update({c: n for c, n in names.items() if c != "apt" and n != reading.name})
+    binned, titles = {}, {}
+    for column, name in shown.items():
+        usable = table[(table["frequency"] > 0) & table[column].notna()]
+        if len(usable):
+            binned[column] = binned_means(usable["frequency"], usable[column], bins, seed=seed)
+            titles[column] = (f"{name} positions" + (" (the reading)" if column == "apt" else "")
+                              + f", ≥ {reading.min_occurrences} per token")
+    return binned, titles
+
+
+def table_sentence(table: pd.DataFrame, reading: PositionReading) -> str:
+    """How many tokens the per-token figure rests on, and those it cannot show."""
+    with_apt = table["apt"].notna()
+    unseen = with_apt & (table["frequency"] == 0)
+    mean_unseen = table.loc[unseen, "apt"].mean() if unseen.any() else float("nan")
+    return (f"{len(table):,} tokens occur as modified tokens in W_test; {int(with_apt.sum()):,} "
+            f"have ≥ {reading.min_occurrences} {reading.name} positions and enter the first "
+            f"panel and C1; {int(unseen.sum()):,} of those never occur in W_S and are left out "
+            f"of the log-frequency axis (their mean {reading.name} APT: {mean_unseen:.3f}).")
+
+
+def table_readers(counts: dict[str, list[BlockCounts]], untrained: dict[str, list[BlockCounts]],
+                  protocol: str) -> dict[str, list[BlockCounts]]:
+    """Table 1's readers: both protocols of the trained model, the untrained one under `protocol`."""
+    return {**counts, f"untrained, {protocol}": untrained[protocol]}
+
+
+def depth_figure_args(summary: pd.DataFrame, rise: Rise, reading: PositionReading,
+                      protocol: str) -> dict:
+    """`metric_by_depth_figure` arguments: <APT> (reading) of both protocols, the shown one with
+    its bootstrap band, beside the untrained model and the rules (dashed)."""
+    column = f"⟨APT⟩ {reading.name}"
+    curves, dashed = depth_figure_curves(summary, column, trained_readers(summary))
+    index = pd.Index(rise.points, name="block")
+    bands = {protocol: (pd.Series([v.low for v in rise.levels], index=index),
+                        pd.Series([v.high for v in rise.levels], index=index))}
+    return {"curves": curves, "dashed": dashed, "bands": bands,
+            "ylabel": f"⟨APT⟩ on {reading.name} positions", "title": depth_title(rise, reading, protocol)}
+
+
+def accuracy_figure_args(summary: pd.DataFrame, reading: PositionReading) -> dict:
+    """`metric_by_depth_figure` arguments: token-weighted accuracy (reading) of both protocols
+    beside the untrained model and the rules."""
+    column = f"accuracy {reading.name}"
+    curves, dashed = depth_figure_curves(summary, column, trained_readers(summary))
+    reader, levels = next(iter(curves.items()))
+    best = max((v for v in dashed.values() if not isinstance(v, pd.Series)), default=np.nan)
+    return {"curves": curves, "dashed": dashed, "ylabel": f"accuracy on {reading.name} positions",
+            "title": (f"token-weighted accuracy on {reading.name} positions ({reader}): "
+                      f"{levels.iloc[0]:.3f} at block 0, {levels.iloc[-1]:.3f} at block "
+                      f"{levels.index[-1]}; best trivial rule {best:.3f}")}
+
+
+def summary_caption(reading: PositionReading) -> str:
+    """What Table 1's per-token columns rest on."""
+    n = reading.min_occurrences
+    return (f"Per-token columns count a token only with ≥ {n} positions of the column's kind "
+            f"({reading.maskings} masking{'s' * (reading.maskings != 1)} of W_test pooled). "
+            f"APT(50) top-50: the 50 tokens most frequent in W_S among those with ≥ {n} "
+            f"{reading.name} positions; APT(50) ≥50 seen: the tokens with ≥ {max(50, n)} "
+            f"{reading.name} positions. Accuracies weigh every position of the kind.")
+
+
+def decomposition_caption(reading: PositionReading) -> str:
+    """Which tokens the split of the rise rests on."""
+    return (f"Tokens: those with ≥ {reading.min_occurrences} {reading.name} positions in W_test; "
+            "groups: equal-count quantiles of their W_S frequency (group 0 the rarest).")
+
+
+def ws_figure_args(rise: Rise, series: dict[int, TokenCounts], rules: dict[str, TokenCounts],
+                   reading: PositionReading) -> dict:
+    """`metric_by_ws_figure` arguments: <APT> (reading, own head) with intervals, <APT> on all
+    kinds, and the rules' <APT> on the reading (dashed)."""
+    name = f"⟨APT⟩ {reading.name}"
+    levels = dict(zip(rise.points, rise.levels))
+    curves = {name: {ws: v.estimate for ws, v in levels.items()},
+              "⟨APT⟩ all": {ws: c.mean_apt(None, reading.min_occurrences) for ws, c in series.items()}}
+    dashed = {f"{rule} rule, {name}": rules[rule].mean_apt(reading.kinds, reading.min_occurrences)
+              for rule in RULES if rule in rules}
+    return {"curves": curves, "intervals": {name: {ws: (v.low, v.high) for ws, v in levels.items()}},
+            "dashed": dashed, "ylabel": "held-out ⟨APT⟩ (last block, own head)",
+            "title": ws_title(rise, reading)}
+
+
+def series_table(series: dict[int, TokenCounts], rules: dict[str, TokenCounts],
+                 reading: PositionReading) -> pd.DataFrame:
+    """Per model of the series (and per rule): <APT> and token-weighted accuracy on the reading
+    and on all kinds, same W_test positions."""
+    rows = {**{f"W_S = {ws:,}": c for ws, c in sorted(series.items())},
+            **{f"rule: {rule}": rules[rule] for rule in RULES if rule in rules}}
+    return pd.DataFrame({
+        f"⟨APT⟩ {reading.name}": {k: c.mean_apt(reading.kinds, reading.min_occurrences)
+                                  for k, c in rows.items()},
+        "⟨APT⟩ all": {k: c.mean_apt(None, reading.min_occurrences) for k, c in rows.items()},
+        f"accuracy {reading.name}": {k: c.kind_accuracy(reading.kinds) for k, c in rows.items()},
+        "accuracy all": {k: c.accuracy for k, c in rows.items()}})

@@ -1,17 +1,86 @@
-"""Chapter 4, clustering: the verdict on C10 (errors land inside the true token's cluster).
+"""Chapter 4, clustering: the threshold scan of the old and the new cluster rule, and the verdict on
+C10 (errors land inside the true token's cluster) against cluster labels permuted at fixed sizes.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from ..analysis.clusters import ClusterRule, first_book_rule, threshold_scan
+from ..analysis.structure import counted, trend_phrase
 from ..core.verdicts import Verdict, decide
 
+SCAN_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+OWN = "in own cluster"
 
-def c10_verdict(shares: pd.Series) -> Verdict:
-    """C10: at the last block, more than half of the wrong predictions stay inside the cluster."""
-    last = float(shares.iloc[-1])
-    return Verdict("C10", f"{last:.1%} of wrong predictions at the last block (block 0: {shares.iloc[0]:.1%})",
-                   "share of wrong predictions (true token clustered) that land in the true token's "
-                   "own strong-match cluster at the last block; holds if > 50%",
-                   decide(bool(last > 0.5) if np.isfinite(last) else None))
+
+def rule_name(rule: ClusterRule) -> str:
+    """A rule's short name in the scan, e.g. "strict, rows >= 5, mutual"."""
+    if rule.ties_pass:
+        return f"ties pass, rows >= {rule.min_row_count}, {rule.match}"
+    return f"strict, rows >= {rule.min_row_count}, {rule.match}"
+
+
+def scan_rules(rule: ClusterRule) -> dict[str, ClusterRule]:
+    """The rules the scan compares: the first book's, the strict filter with one-way matches, and
+    the strict filter with mutual matches (each at `rule`'s threshold and minimum row count)."""
+    strict = [ClusterRule(rule.threshold, match, rule.min_row_count) for match in ("one-way", "mutual")]
+    return {"first book: ties pass, one-way": first_book_rule(rule.threshold)} | {
+        rule_name(r): r for r in strict}
+
+
+def threshold_scans(confusion, rule: ClusterRule) -> dict[str, pd.DataFrame]:
+    """`clusters.threshold_scan` of one confusion [V, V] under every rule of `scan_rules`, at
+    SCAN_THRESHOLDS and the rule's own threshold."""
+    thresholds = sorted({*SCAN_THRESHOLDS, rule.threshold})
+    return {name: threshold_scan(confusion, thresholds, r) for name, r in scan_rules(rule).items()}
+
+
+def scan_sentence(scans: dict[str, pd.DataFrame], rule: ClusterRule) -> str:
+    """One Markdown paragraph: what each rule gives at the chosen threshold, and how far the largest
+    cluster moves over the scan."""
+    parts = []
+    for name, scan in scans.items():
+        row = scan.set_index("threshold").loc[rule.threshold]
+        share = f" ({row['largest_share']:.0%})" if row["kept_tokens"] else ""
+        parts.append(f"*{name}*: {counted(int(row['kept_tokens']), 'kept token')}, "
+                     f"{counted(int(row['clusters']), 'cluster')}, the largest of "
+                     f"{counted(int(row['largest']), 'token')}{share}; over the scan the largest "
+                     f"holds {scan['largest'].min():,}-{scan['largest'].max():,}")
+    return (f"At threshold {rule.threshold:g}: " + "; ".join(parts) + f". The book uses "
+            f"**{rule.describe()}**.")
+
+
+def c10_verdict(shares: pd.DataFrame) -> Verdict:
+    """C10 on the last row of a `structure.error_share_by_block` table."""
+    last, block = shares.iloc[-1], shares.index[-1]
+    observed, null_mean, null_top = last[[OWN, "permuted labels (mean)", "permuted labels (95%)"]]
+    measured = shares[OWN].dropna()
+    this_run = (f"block {block}: {observed:.1%} of clustered tokens' errors in their own cluster; "
+                f"permuted labels {null_mean:.1%} (95th percentile {null_top:.1%})"
+                + (f"; block {measured.index[0]}: {measured.iloc[0]:.1%}" if len(measured) > 1 else ""))
+    statistic = ("last block: share of wrong predictions (true token in a cluster of size >= 2) "
+                 "that land in the true token's own cluster, above the 95th percentile of the same "
+                 "with cluster labels permuted at fixed cluster sizes")
+    if not np.isfinite([observed, null_top]).all():
+        why = ("has no strong-match cluster" if last["clustered"] == 0
+               else "has clusters whose tokens are never wrong")
+        return Verdict("C10", f"block {block}: no error of a clustered token", statistic,
+                       decide(None), f"block {block} {why}: no error to place")
+    majority = "a majority" if observed > 0.5 else "a minority"
+    above = observed > null_top
+    reason = (f"{observed:.1%} of the clustered tokens' errors ({majority}) stay in their cluster "
+              f"against {null_mean:.1%} with permuted labels: {'above' if above else 'not above'} "
+              f"the null's 95th percentile {null_top:.1%}")
+    return Verdict("C10", this_run, statistic, decide(bool(above)), reason)
+
+
+def error_share_curves(shares: pd.DataFrame) -> dict[str, pd.Series]:
+    """The observed share and the permuted null's 95th percentile against block."""
+    return {"own clusters": shares[OWN],
+            "permuted labels, 95th percentile": shares["permuted labels (95%)"]}
+
+
+def error_share_title(shares: pd.DataFrame) -> str:
+    """The figure's title, saying the direction the run computed."""
+    return f"Share of errors inside the true token's cluster: it {trend_phrase(shares[OWN], 'block')}"

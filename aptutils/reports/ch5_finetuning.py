@@ -1,4 +1,9 @@
-"""Tables, sentences and the verdicts C8 and C12 of chapter 5 (per-block fine-tuning)."""
+"""Tables, sentences and the verdicts C8 and C12 of chapter 5 (per-block fine-tuning).
+
+Every comparison of accuracies is paired over the same test samples, with a bootstrap interval:
+the rise from block 0 to the last block (C8), and each pre-trained model against the untrained one
+and each W_S step (C12). Headlines and verdict reasons state the direction the run computed.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +14,11 @@ from ..core.params import Settings
 from ..core.verdicts import Verdict, decide
 from ..data.tasks import SUBSET_NOTES, TASK_TITLES, TASKS, Task
 from ..training.finetune import PROTOCOL_NAMES, FinetuneResult
-from ..training.pretrain import analysis_ws
+from ..training.pooling import task_pooling
+from ..training.pretrain import analysed_ws
+
+POOLING_NAMES = {"entity": "states at the two entity markers, [head; tail]",
+                 "mean": "mean over the tokens", "cls": "the [CLS] position"}
 
 
 def _spread(counts: list[int]) -> str:
@@ -31,7 +40,9 @@ def sampling_table(settings: Settings, tasks: dict[str, Task]) -> pd.DataFrame:
             "test per label (asked / taken)": f"{asked[name][1]:,} / {_spread(info['test_per_label'])}",
             "train / test samples": f"{sum(info['train_per_label']):,} / {sum(info['test_per_label']):,}",
             "rows skipped (entity outside sentence)": info["skipped_rows"],
+            f"rows dropped (markers {settings.seq_len - 2}+ tokens apart)": info.get("markers_too_far", 0),
             f"inputs cut to seq_len={settings.seq_len}": info["truncated"],
+            "read-out of a block": POOLING_NAMES[task_pooling(settings, name)],
         }
     return pd.DataFrame(rows).T
 
@@ -47,10 +58,15 @@ def source_sentence(tasks: dict[str, Task]) -> str:
 
 
 def example_sentence(tasks: dict[str, Task], tokenizer) -> str:
-    """One Markdown paragraph: a FewRel test input with its entity markers, and its tokens."""
-    text = tasks["few_rel"].info["example"]
-    pieces = " · ".join(f"`{piece}`" for piece in tokenizer.tokenize(text))
-    return f"A FewRel test input: *{text}*\n\nIn the book's tokenizer: {pieces}"
+    """One Markdown paragraph: the first FewRel test input with its entity markers, and its encoded
+    tokens with the two opening markers (the entity read-out) in bold."""
+    task = tasks["few_rel"]
+    ids = task.array("test_ids")[0]
+    pieces = tokenizer.convert_ids_to_tokens([int(i) for i in ids if i != tokenizer.pad_token_id])
+    read = set(task.entity_positions("test")[0].tolist())
+    shown = " · ".join(f"**`{piece}`**" if i in read else f"`{piece}`" for i, piece in enumerate(pieces))
+    return (f"A FewRel test input: *{task.info['example']}*\n\nAs encoded (the entity read-out "
+            f"takes the states at the bold positions): {shown}")
 
 
 def accuracy_table(results: list[FinetuneResult]) -> pd.DataFrame:
@@ -93,21 +109,60 @@ def _interval(low: float, high: float) -> str:
     return f"[{low:+.3f}, {high:+.3f}]"
 
 
+def direction(low: float, high: float, rises: str = "rises", falls: str = "falls",
+              flat: str = "does not change significantly") -> str:
+    """The direction a 95% CI of a difference supports: above 0, below 0, or neither."""
+    return rises if low > 0 else falls if high < 0 else flat
+
+
+def block_gains(results: list[FinetuneResult], settings: Settings, protocol: str = "frozen") -> pd.DataFrame:
+    """Per task (the analysis model): accuracy at block 0 and at the last block, the paired gain
+    with its bootstrap 95% CI, and its direction. Indexed by task title; columns pooling, first,
+    last, gain, ci_low, ci_high, direction."""
+    ws, last = analysed_ws(settings), settings.num_layers
+    rows = {}
+    for name in TASKS:
+        result = find_result(results, name, protocol, ws)
+        first, final = result.correct[result.at(0)], result.correct[result.at(last)]
+        gain, low, high = paired_gain_ci(final, first, seed=settings.seed)
+        rows[TASK_TITLES[name]] = {"pooling": task_pooling(settings, name), "first": first.mean(),
+                                   "last": final.mean(), "gain": gain, "ci_low": low, "ci_high": high,
+                                   "direction": direction(low, high)}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "task"
+    return table
+
+
+def gains_headline(gains: pd.DataFrame, settings: Settings) -> str:
+    """One sentence: the direction of the block 0 → last block change per task, with its CI."""
+    parts = [f"on {task} accuracy {row.direction} from block 0 to block {settings.num_layers} "
+             f"({row.first:.3f} → {row.last:.3f}, {row.gain:+.3f} {_interval(row.ci_low, row.ci_high)})"
+             for task, row in gains.iterrows()]
+    return "Frozen trunk: " + "; ".join(parts) + "."
+
+
 def c8_verdict(results: list[FinetuneResult], settings: Settings) -> Verdict:
     """C8: accuracy at the last block above block 0 for every task (frozen protocol, the
-    analysis model), decided by the paired bootstrap CI of the gain."""
-    ws, last = analysis_ws(settings), settings.num_layers
-    figures, intervals, rises = [], [], []
-    for name in TASKS:
-        result = find_result(results, name, "frozen", ws)
-        first, final = result.correct[result.at(0)], result.correct[result.at(last)]
-        _, low, high = paired_gain_ci(final, first, seed=settings.seed)
-        figures.append(f"{TASK_TITLES[name]} {first.mean():.3f} → {final.mean():.3f}")
-        intervals.append(f"{TASK_TITLES[name]} {_interval(low, high)}")
-        rises.append(low > 0)
-    return Verdict("C8", f"{'; '.join(figures)} (block 0 → {last}, W_S={ws:,}, frozen trunk)",
-                   f"paired bootstrap {CONFIDENCE:.0%} CI of acc(block {last}) − acc(block 0): "
-                   f"{'; '.join(intervals)}; holds if every CI lies above 0", decide(all(rises)))
+    analysis model), decided by the paired bootstrap CI of the gain: holds if every CI lies
+    above 0."""
+    gains = block_gains(results, settings)
+    last = settings.num_layers
+    figures = [f"{task} {row.first:.3f} → {row.last:.3f} ({row.gain:+.3f} "
+               f"{_interval(row.ci_low, row.ci_high)})" for task, row in gains.iterrows()]
+    failing = gains[gains["ci_low"] <= 0]
+    if failing.empty:
+        reason = (f"accuracy rises on every task; the lowest CI bound is {gains['ci_low'].min():+.3f} "
+                  f"({gains['ci_low'].idxmin()})")
+    else:
+        reason = "; ".join(
+            f"on {task} ({POOLING_NAMES[row.pooling]}) accuracy {row.direction} from block 0 "
+            f"({row.first:.3f}) to block {last} ({row.last:.3f}): its CI "
+            f"{_interval(row.ci_low, row.ci_high)} does not lie above 0" for task, row in failing.iterrows())
+    return Verdict("C8", f"{'; '.join(figures)} (block 0 → {last}, W_S={analysed_ws(settings):,}, "
+                   f"frozen trunk)",
+                   f"paired bootstrap {CONFIDENCE:.0%} CI over the test samples of acc(block {last}) "
+                   f"− acc(block 0); holds if every task's CI lies above 0", decide(failing.empty),
+                   reason)
 
 
 def c12_protocol(settings: Settings) -> str:
@@ -116,39 +171,74 @@ def c12_protocol(settings: Settings) -> str:
     return "full" if full else "frozen"
 
 
+def ws_comparisons(results: list[FinetuneResult], settings: Settings) -> pd.DataFrame:
+    """Paired accuracy differences at the last block (C12's protocol), per task: every W_S against
+    the untrained model, and every step along the W_S series. Columns task, comparison, kind
+    ("vs untrained" or "step"), model, against (model labels; gain = acc(model) - acc(against)),
+    gain, ci_low, ci_high, direction."""
+    protocol, last = c12_protocol(settings), settings.num_layers
+    rows = []
+    for name in TASKS:
+        untrained = find_result(results, name, protocol, analysed_ws(settings), pretrained=False)
+        series = [find_result(results, name, protocol, ws) for ws in settings.ws_list]
+        pairs = [(model, untrained, "vs untrained") for model in series]
+        pairs += [(larger, smaller, "step") for smaller, larger in zip(series, series[1:])]
+        for after, before, kind in pairs:
+            gain, low, high = paired_gain_ci(after.correct[after.at(last)], before.correct[before.at(last)],
+                                             seed=settings.seed)
+            rows.append((TASK_TITLES[name], f"{after.spec.label} − {before.spec.label}", kind,
+                         after.spec.label, before.spec.label, gain, low, high, direction(low, high)))
+    return pd.DataFrame(rows, columns=["task", "comparison", "kind", "model", "against", "gain",
+                                       "ci_low", "ci_high", "direction"])
+
+
 def c12_verdict(results: list[FinetuneResult], settings: Settings) -> Verdict:
     """C12 at the last block, for every task, by paired bootstrap CIs of accuracy differences:
-    the largest W_S beats the untrained model and the smallest W_S, and no step along the W_S
-    series loses accuracy (no step's CI lies below 0)."""
+    holds if the largest W_S beats the untrained model (CI above 0) and no step along the W_S
+    series steps back significantly (no step's CI below 0)."""
     protocol, last = c12_protocol(settings), settings.num_layers
-    figures, beats, steps, holds = [], [], [], []
-    for name in TASKS:
-        untrained = find_result(results, name, protocol, analysis_ws(settings), pretrained=False)
-        series = [find_result(results, name, protocol, ws) for ws in settings.ws_list]
-        correct = {r.spec.label: r.correct[r.at(last)] for r in [untrained, *series]}
-        figures.append(f"{TASK_TITLES[name]}: " + ", ".join(f"{label} {c.mean():.3f}"
-                                                          for label, c in correct.items()))
-        labels = [r.spec.label for r in series]
-        for other in [untrained.spec.label] + labels[:1] * (len(labels) > 1):
-            _, low, high = paired_gain_ci(correct[labels[-1]], correct[other], seed=settings.seed)
-            beats.append(f"{TASK_TITLES[name]} vs {other} {_interval(low, high)}")
-            holds.append(low > 0)
-        for smaller, larger in zip(labels, labels[1:]):
-            _, low, high = paired_gain_ci(correct[larger], correct[smaller], seed=settings.seed)
-            steps.append(f"{TASK_TITLES[name]} {smaller} to {larger} {_interval(low, high)}")
-            holds.append(high > 0)
+    comparisons = ws_comparisons(results, settings)
+    largest = f"W_S={settings.ws_list[-1]:,}"
+    beats = comparisons[(comparisons["kind"] == "vs untrained") & (comparisons["model"] == largest)]
+    steps = comparisons[comparisons["kind"] == "step"]
+    figures = [f"{task}: " + ", ".join(f"{row.comparison} {row.gain:+.3f} {_interval(row.ci_low, row.ci_high)}"
+                                       for row in rows.itertuples())
+               for task, rows in comparisons.groupby("task", sort=False)]
+    misses = [f"on {row.task} {largest} does not beat the untrained model ({row.gain:+.3f} "
+              f"{_interval(row.ci_low, row.ci_high)})" for row in beats.itertuples() if row.ci_low <= 0]
+    misses += [f"on {row.task} the step {row.against} → {row.model} falls ({row.gain:+.3f} "
+               f"{_interval(row.ci_low, row.ci_high)})" for row in steps.itertuples() if row.ci_high < 0]
+    if misses:
+        reason = "; ".join(misses)
+    else:
+        reason = (f"{largest} beats the untrained model on every task (lowest CI bound "
+                  f"{beats['ci_low'].min():+.3f}) and " + (
+                      f"no W_S step falls significantly (steps: {', '.join(steps['direction'])})"
+                      if len(steps) else "the series has one W_S, so no step is compared"))
     return Verdict("C12", f"block {last}, {PROTOCOL_NAMES[protocol]}: {'; '.join(figures)}",
-                   f"paired bootstrap {CONFIDENCE:.0%} CIs at block {last} of acc(W_S="
-                   f"{settings.ws_list[-1]:,}) minus another model's: {'; '.join(beats)}; of each "
-                   f"step along the W_S series: {'; '.join(steps) or 'one W_S only, not measured'}; "
-                   f"holds if the first CIs lie above 0 and no step's CI lies below 0",
-                   decide(all(holds)))
+                   f"paired bootstrap {CONFIDENCE:.0%} CIs over the test samples at block {last}: "
+                   f"each W_S minus the untrained model, and each W_S step; holds if {largest} "
+                   f"minus untrained lies above 0 on every task and no step's CI lies below 0 "
+                   f"('more so with larger W_S' read as: never significantly less)",
+                   decide(not misses), reason)
+
+
+def ws_headline(comparisons: pd.DataFrame, settings: Settings) -> str:
+    """One sentence: per task, whether each pre-trained model beats the untrained one (CI)."""
+    against = comparisons[comparisons["kind"] == "vs untrained"]
+    verbs = ("beats it", "loses to it", "does not differ significantly")
+    parts = [f"{task}: " + ", ".join(
+        f"{row.model} {direction(row.ci_low, row.ci_high, *verbs)} "
+        f"({row.gain:+.3f} {_interval(row.ci_low, row.ci_high)})" for row in rows.itertuples())
+        for task, rows in against.groupby("task", sort=False)]
+    return (f"Against the untrained model at block {settings.num_layers} "
+            f"({PROTOCOL_NAMES[c12_protocol(settings)]}): " + "; ".join(parts) + ".")
 
 
 def accuracy_sentence(table: pd.DataFrame, settings: Settings) -> str:
     """One Markdown paragraph: accuracy at block 0 and at the last block per task, against chance
     and the untrained model (frozen protocol)."""
-    ws, last = analysis_ws(settings), settings.num_layers
+    ws, last = analysed_ws(settings), settings.num_layers
     frozen = table[table["protocol"] == "frozen"].set_index(["task", "model", "block"])["accuracy"]
     parts = []
     for title, rows in table.groupby("task", sort=False):

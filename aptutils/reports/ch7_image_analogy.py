@@ -21,7 +21,11 @@ depth. Choices made here (the papers' exact rules are not available offline):
   than on average are set to 0, negative entries too, and F is divided by its largest entry; the
   filter recognises label i when F[i, i] >= filter_threshold. Its SNR is the mean entry inside its
   cluster (recognised x recognised) over the mean entry elsewhere on the rows where it fires;
-- each layer's label confusion is clustered like chapter 3's token confusion (`analysis.structure.partition`).
+- each layer's label confusion is clustered by chapter 3's rule (`analysis.structure.partition`)
+  and measured against chapter 3's within-row shuffle null (`analysis.structure.structure_table`).
+  C11 holds when, at the last conv layer, label clusters exist, the largest holds fewer than half
+  the labels, more labels are clustered than the null's 95th percentile, and the share of errors
+  inside the clusters exceeds the null's mean by more than at the first conv layer.
 """
 from __future__ import annotations
 
@@ -30,13 +34,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..analysis.clusters import ClusterRule
 from ..analysis.filters import (
     confusion_partitions,
-    confusion_snr,
     layer_filter_labels,
-    reference_partition,
+    layer_structure,
 )
-from ..analysis.structure import partitions_by_block, structure_table
+from ..analysis.structure import (
+    counted,
+    partitions_by_block,
+    structure_by_block,
+    trend,
+    trend_phrase,
+)
 from ..core.errors import DataError
 from ..core.params import Settings
 from ..core.store import Store
@@ -46,12 +56,13 @@ from ..data.pretraining import pretraining_data
 from ..models.vgg import layer_channels
 from ..readout.counting import BlockCounts, load_block_counts
 from ..readout.layers import READOUT_KNOBS, LayerReadout
-from ..readout.reading import readout_params
+from ..readout.reading import block_counts_params
 from ..training.cnn import CNN_KNOBS, TrainedCNN
-from ..training.pretrain import analysis_ws, model_params
+from ..training.pretrain import analysed_ws, model_params
 
 CHAPTER_KNOBS = ("profile", "image_data", *CNN_KNOBS, *READOUT_KNOBS, "filter_threshold",
-                 "threshold", "match", "protocol")
+                 "threshold", "match", "min_row_count", "null_repeats", "protocol")
+EXCESS = "excess in-cluster share"
 
 
 def knob_table(settings: Settings) -> pd.DataFrame:
@@ -83,29 +94,28 @@ def cnn_sentence(cnn: TrainedCNN, data: ImageData) -> str:
 
 
 def layer_table(readout: LayerReadout, settings: Settings) -> pd.DataFrame:
-    """Per conv layer (at `filter_threshold`, `threshold` and `match`): filters, test accuracy of
-    its new output layer, mean single-filter accuracy, mean labels per filter (over the filters
-    recognising any), filters recognising none, single-filter SNR (`FilterLabels.snr`), label
-    clusters of its confusion and their SNR against `reference_partition` (`confusion_snr`)."""
-    own = confusion_partitions(readout, settings.threshold, settings.match == "mutual")
-    reference = reference_partition(own)
+    """Per conv layer: filters, test accuracy of its new output layer, mean single-filter accuracy,
+    mean labels per filter (over the filters recognising any) at `filter_threshold`, filters
+    recognising none, single-filter SNR (`FilterLabels.snr`), then `filters.layer_structure` of its
+    label confusion (chapter 3's rule and shuffle null: kept, clusters, clustered, largest,
+    in-cluster share, the null's, and the excess)."""
     rows = []
     for k, found in enumerate(layer_filter_labels(readout, settings.filter_threshold)):
         sizes = found.sizes
         rows.append({"layer": k + 1, "filters": len(sizes), "accuracy": readout.accuracy[k],
                      "single-filter accuracy": float(readout.filter_accuracy[k].mean()),
                      "labels per filter": sizes[sizes > 0].mean() if (sizes > 0).any() else np.nan,
-                     "filters recognising none": int((sizes == 0).sum()), "filter SNR": found.snr(),
-                     "label clusters (size >= 2)": int((own[k].sizes >= 2).sum()),
-                     "confusion SNR": confusion_snr(readout.confusions[k], reference)})
-    return pd.DataFrame(rows).set_index("layer")
+                     "filters recognising none": int((sizes == 0).sum()), "filter SNR": found.snr()})
+    structure = layer_structure(readout, ClusterRule.from_settings(settings), settings.null_repeats,
+                                settings.seed)
+    return pd.DataFrame(rows).set_index("layer").join(structure)
 
 
-def label_cluster_names(readout: LayerReadout, layer: int, threshold: float, mutual: bool,
+def label_cluster_names(readout: LayerReadout, layer: int, rule: ClusterRule,
                         names: tuple[str, ...]) -> list[str]:
     """The strong-match label clusters (size >= 2) of one conv layer (1-based), each as
     "{name, name}"."""
-    found = confusion_partitions(readout, threshold, mutual)[layer - 1]
+    found = confusion_partitions(readout, rule)[layer - 1]
     sizes = np.bincount(found.labels)
     return ["{" + ", ".join(names[i] for i in found.kept[found.labels == c]) + "}"
             for c in np.flatnonzero(sizes >= 2)]
@@ -113,37 +123,61 @@ def label_cluster_names(readout: LayerReadout, layer: int, threshold: float, mut
 
 def clusters_sentence(readout: LayerReadout, settings: Settings, names: tuple[str, ...]) -> str:
     """One Markdown sentence: the label clusters of the first and the last layer's confusion."""
-    mutual = settings.match == "mutual"
+    rule = ClusterRule.from_settings(settings)
     parts = []
     for layer in dict.fromkeys((1, len(readout.accuracy))):
-        found = label_cluster_names(readout, layer, settings.threshold, mutual, names)
+        found = label_cluster_names(readout, layer, rule, names)
         parts.append(f"layer {layer}: " + (", ".join(found) if found else "none"))
-    return (f"Strong-match label clusters of the confusion (threshold {settings.threshold}, "
-            f"{settings.match}): " + "; ".join(parts) + ".")
+    return f"Strong-match label clusters of the confusion ({rule.describe()}): " + "; ".join(parts) + "."
 
 
-def c11_verdict(table: pd.DataFrame, label_count: int) -> Verdict:
-    """C11: at the last conv layer a filter recognises fewer than half the labels on average, and
-    the single-filter SNR is higher there than at the first conv layer."""
-    first, last = table.iloc[0], table.iloc[-1]
-    small = last["labels per filter"] < label_count / 2
-    sharper = last["filter SNR"] > first["filter SNR"]
-    measured = len(table) > 1 and np.isfinite(last["labels per filter"])
-    return Verdict(
-        "C11",
-        f"labels per filter at layer {table.index[-1]}: {last['labels per filter']:.2f} of "
-        f"{label_count}; single-filter SNR {first['filter SNR']:.2f} → {last['filter SNR']:.2f}; "
-        f"accuracy {first['accuracy']:.3f} → {last['accuracy']:.3f}",
-        f"last conv layer: mean labels a filter recognises < {label_count / 2:g} (half the labels) "
-        f"and single-filter SNR (mean field inside / outside the filters' label clusters) above "
-        f"the first layer's",
-        decide(bool(small and sharper) if measured else None))
+def c11_verdict(table: pd.DataFrame, label_count: int, rule: ClusterRule) -> Verdict:
+    """C11 from `layer_table`: at the last conv layer label clusters exist, the largest holds fewer
+    than half the labels, more labels are clustered than the shuffle null's 95th percentile, and
+    the excess in-cluster share is above the first conv layer's."""
+    first, last, layer = table.iloc[0], table.iloc[-1], table.index[-1]
+    kept, clusters, clustered, largest = (int(last[c])
+                                          for c in ("kept", "clusters", "clustered", "largest"))
+    null_mean, null_top = last["null clustered (mean)"], last["null clustered (95%)"]
+    this_run = (f"layer {layer}: {counted(clusters, 'label cluster')}, largest {largest} of {kept} kept labels, "
+                f"{clustered} clustered (shuffled null {null_mean:.1f}, 95th percentile "
+                f"{null_top:.1f}); excess in-cluster share {first[EXCESS]:.3f} (layer "
+                f"{table.index[0]}) → {last[EXCESS]:.3f}; accuracy {first['accuracy']:.3f} → "
+                f"{last['accuracy']:.3f}")
+    statistic = (f"label confusion of the new output layers, chapter 3's rule ({rule.describe()}): "
+                 f"at the last conv layer clusters of size >= 2 exist, the largest holds < "
+                 f"{label_count / 2:g} labels (half), more labels are clustered than the 95th "
+                 f"percentile of the within-row shuffle null, and the excess in-cluster share of "
+                 f"errors is above the first layer's")
+    if len(table) < 2 or kept == 0 or not np.isfinite([first[EXCESS], last[EXCESS]]).all():
+        return Verdict("C11", this_run, statistic, decide(None),
+                       "one conv layer only, no label past the filter at the last layer, or a layer "
+                       "without wrong predictions: nothing to compare")
+    failures = []
+    if kept == 1:
+        failures.append(f"a single label passes the filter at layer {layer}: nothing to cluster")
+    elif clusters == 0:
+        failures.append(f"no two of the {kept} kept labels match strongly at layer {layer}")
+    if largest >= label_count / 2:
+        failures.append(f"the largest label cluster holds {largest} of {label_count} labels: not small")
+    if clusters and not clustered > null_top:
+        failures.append(f"{clustered} clustered labels, no more than the shuffled null's 95th "
+                        f"percentile {null_top:.1f}")
+    if not last[EXCESS] > first[EXCESS]:
+        failures.append(f"the excess in-cluster share {trend(table[EXCESS].iloc[[0, -1]])} from "
+                        f"layer {table.index[0]} ({first[EXCESS]:.3f}) to layer {layer} "
+                        f"({last[EXCESS]:.3f})")
+    reason = "; ".join(failures) or (
+        f"{counted(clusters, 'label cluster')} of 2-{largest} labels at layer {layer} ({clustered} clustered "
+        f"against {null_mean:.1f} under the shuffled null); the excess in-cluster share rises from "
+        f"{first[EXCESS]:.3f} at layer {table.index[0]} to {last[EXCESS]:.3f}")
+    return Verdict("C11", this_run, statistic, decide(not failures), reason)
 
 
 @dataclass(frozen=True)
 class TextBlocks:
-    """BERT's per-block statistics from chapters 2-4: table indexed by block (<APT>, token
-    accuracy, clusters, SNR) and each block's strong-match cluster sizes."""
+    """BERT's per-block statistics from chapters 2-4: table indexed by block (`structure_by_block`
+    columns, <APT>, token accuracy) and each block's strong-match cluster sizes."""
 
     table: pd.DataFrame
     sizes: dict[int, np.ndarray]
@@ -158,9 +192,10 @@ def stored_block_counts(settings: Settings, store: Store) -> list[BlockCounts] |
         data = pretraining_data(settings, store)
     except DataError:
         return None
-    params = readout_params(settings, model_params(settings, data, analysis_ws(settings)))
+    params = block_counts_params(settings, model_params(settings, data, analysed_ws(settings)))
     folder = store.get("block-counts", params)
-    return load_block_counts(folder, settings.protocol) if folder is not None else None
+    return (load_block_counts(folder, settings.protocol, settings.kinds) if folder is not None
+            else None)
 
 
 def text_blocks(settings: Settings, store: Store | None = None) -> TextBlocks | None:
@@ -168,8 +203,9 @@ def text_blocks(settings: Settings, store: Store | None = None) -> TextBlocks | 
     blocks = stored_block_counts(settings, store or Store())
     if blocks is None:
         return None
-    own = partitions_by_block(blocks, settings.threshold, settings.match == "mutual")
-    table = structure_table(blocks, own, own[-1])
+    rule = ClusterRule.from_settings(settings)
+    own = partitions_by_block(blocks, rule)
+    table = structure_by_block(blocks, rule, settings.null_repeats, settings.seed)
     table["<APT>"] = [b.counts.mean_apt() for b in blocks]
     table["token accuracy"] = [b.counts.accuracy for b in blocks]
     return TextBlocks(table, {b: p.sizes for b, p in enumerate(own)})
@@ -181,8 +217,8 @@ def text_sentence(text: TextBlocks | None, settings: Settings) -> str:
         return ("The store holds no per-block BERT counts for these settings, so the figures show "
                 "the CNN alone; run chapters 2-4 on the same profile first to draw both.")
     return (f"The BERT curves are chapters 2-4's `{settings.protocol}` readout of the model with "
-            f"W_S = {analysis_ws(settings):,}, clustered with the same "
-            f"threshold ({settings.threshold}, {settings.match}).")
+            f"W_S = {analysed_ws(settings):,}, clustered by the same rule "
+            f"({ClusterRule.from_settings(settings).describe()}) against the same null.")
 
 
 def accuracy_curves(table: pd.DataFrame, text: TextBlocks | None) -> dict[str, pd.Series]:
@@ -194,10 +230,21 @@ def accuracy_curves(table: pd.DataFrame, text: TextBlocks | None) -> dict[str, p
     return curves
 
 
-def snr_curves(table: pd.DataFrame, text: TextBlocks | None) -> dict[str, pd.Series]:
-    """SNR against depth: single filters and label confusion of the CNN, token confusion of BERT."""
-    curves = {"CNN: single filters": table["filter SNR"],
-              "CNN: label confusion": table["confusion SNR"]}
+def cluster_curves(table: pd.DataFrame, text: TextBlocks | None) -> dict[str, pd.Series]:
+    """The excess in-cluster share of errors against depth: the CNN's label confusion, and BERT's
+    token confusion when stored."""
+    curves = {"CNN: label confusion": table[EXCESS]}
     if text is not None:
-        curves["BERT: token confusion"] = text.table["SNR"]
+        curves["BERT: token confusion"] = text.table[EXCESS]
     return curves
+
+
+def cluster_title(table: pd.DataFrame) -> str:
+    """The cluster figure's title, saying the direction the CNN's curve took in this run."""
+    return (f"CNN: share of errors inside the label clusters, above the shuffled null: it "
+            f"{trend_phrase(table[EXCESS], 'layer')}")
+
+
+def filter_snr_title(table: pd.DataFrame) -> str:
+    """The single-filter SNR figure's title, saying the direction the run computed."""
+    return f"Single-filter SNR: it {trend_phrase(table['filter SNR'], 'layer')}"

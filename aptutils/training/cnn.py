@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,17 +16,17 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..core.device import resolved_device
+from ..core.device import autocast, resolved_device
 from ..core.params import Settings
 from ..core.store import Store
 from ..data.images import ImageData, training_images
 from ..models.vgg import VGGStyleCNN, new_cnn
+from ..training.heads import train_steps
 
 CNN_KNOBS = ("cnn_depth", "cnn_width", "cnn_epochs", "cnn_lr", "cnn_batch", "image_train_samples",
              "seed")
 
 
-WEIGHT_DECAY = 0.01
 WARMUP_SHARE = 0.05
 EVAL_BATCH = 500
 
@@ -39,38 +40,50 @@ def warmup_then_decay(total_steps: int):
 
 def train_cnn(model: VGGStyleCNN, images: np.ndarray, labels: np.ndarray, epochs: float,
               learning_rate: float, batch_size: int, seed: int, device: str = "cpu",
-              progress: bool = True) -> list[dict]:
-    """AdamW with warm-up and linear decay under bf16 autocast; one log row (and line) per epoch."""
+              print_epochs: bool = True) -> list[dict]:
+    """AdamW with warm-up and linear decay under bf16 autocast, through the one loop `train_steps`.
+
+    images: [N, H, W, C] uint8, labels: [N]. Each epoch draws a seeded permutation and splits it
+    into batches. Returns one log row per epoch (printed too when `print_epochs`).
+    """
     generator = torch.Generator().manual_seed(seed)
     images_t, labels_t = torch.from_numpy(images), torch.from_numpy(labels)
     total = max(1, math.ceil(epochs * math.ceil(len(labels) / batch_size)))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_decay(total))
     model.to(device).train()
-    log, step, started = [], 0, time.time()
-    while step < total:
-        order = torch.randperm(len(labels), generator=generator)
-        loss_sum, correct, seen = 0.0, 0, 0
-        for picked in order.split(batch_size):
-            if step == total:
-                break
-            target = labels_t[picked].to(device)
-            with torch.autocast(device_type=device, dtype=torch.bfloat16):
-                logits = model(images_t[picked].to(device)).float()
-            loss = F.cross_entropy(logits, target)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum += float(loss.detach()) * len(picked)
-            correct += int((logits.argmax(1) == target).sum())
-            seen, step = seen + len(picked), step + 1
-        log.append({"epoch": len(log) + 1, "step": step, "training loss": loss_sum / seen,
-                    "training accuracy": correct / seen, "seconds": time.time() - started})
-        if progress:
-            print(f"CNN epoch {len(log)}/{math.ceil(epochs)}: training loss {loss_sum / seen:.3f}, "
-                  f"training accuracy {correct / seen:.3f}, {time.time() - started:.0f} s",
-                  flush=True)
+    log, epoch, started = [], {}, time.time()
+
+    def losses(picked: torch.Tensor) -> list[torch.Tensor]:
+        target = labels_t[picked].to(device)
+        with autocast(device, "bf16"):
+            logits = model(images_t[picked].to(device)).float()
+        loss = F.cross_entropy(logits, target)
+        epoch["loss_sum"] += float(loss.detach()) * len(picked)
+        epoch["correct"] += int((logits.argmax(1) == target).sum())
+        epoch["seen"] += len(picked)
+        return [loss]
+
+    def close_epoch(step: int) -> None:
+        loss, accuracy = epoch["loss_sum"] / epoch["seen"], epoch["correct"] / epoch["seen"]
+        log.append({"epoch": len(log) + 1, "step": step, "training loss": loss,
+                    "training accuracy": accuracy, "seconds": time.time() - started})
+        if print_epochs:
+            print(f"CNN epoch {len(log)}/{math.ceil(epochs)}: training loss {loss:.3f}, "
+                  f"training accuracy {accuracy:.3f}, {time.time() - started:.0f} s", flush=True)
+
+    def epoch_batches():
+        """A seeded permutation per epoch, split into batches, until `total` steps; each epoch's
+        log row is written once its last step has been taken."""
+        step = 0
+        while step < total:
+            epoch.update(loss_sum=0.0, correct=0, seen=0)
+            order = torch.randperm(len(labels), generator=generator)
+            for picked in order.split(batch_size)[:total - step]:
+                yield picked
+                step += 1
+            close_epoch(step)
+
+    train_steps(model.parameters(), epoch_batches(), losses, learning_rate,
+                warmup_then_decay(total), total, progress=sys.stderr.isatty(), desc="CNN")
     model.eval()
     return log
 
@@ -81,7 +94,7 @@ def predict(model: VGGStyleCNN, images: np.ndarray, device: str = "cpu") -> np.n
     model.to(device).eval()
     predicted = []
     for start in range(0, len(images), EVAL_BATCH):
-        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+        with autocast(device, "bf16"):
             logits = model(torch.from_numpy(images[start:start + EVAL_BATCH]).to(device))
         predicted.append(logits.argmax(1).cpu().numpy())
     return np.concatenate(predicted)

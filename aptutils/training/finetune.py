@@ -1,19 +1,18 @@
 """Per-block fine-tuning on FewRel and DBpedia-14: a classifier on top of blocks 0..b for every b.
 
 Two protocols. `frozen` (the default): the trunk stays fixed; one forward pass with
-`output_hidden_states` gives every block's pooled sentence vector (cached as an artifact), and a
+`output_hidden_states` gives every block's pooled vector (`training.pooling`: for FewRel the
+states at the entity markers, for DBpedia-14 the mean or [CLS]; cached as an artifact), and a
 linear softmax head per block is fitted to the standardised vectors by full-batch L-BFGS with an
 L2 penalty (a convex problem: deterministic, converged, and a few seconds for all blocks at once).
-`full`: the model cut after block b (blocks above dropped) plus a pooled linear head is fine-tuned
-end to end with `transformers.Trainer`. Every model of the W_S series and the untrained model of
-the same architecture are fine-tuned; each result (per-sample confidence and prediction on the
-test set, per-block confusion) is an artifact keyed by exactly its knobs. Used by chapters 5 and 6.
+`full`: the model cut after block b plus a pooled linear head is fine-tuned end to end
+(`training.classifier`). Every model of the W_S series and the untrained model of the same
+architecture are fine-tuned; each result (per-sample confidence and prediction on the test set,
+per-block confusion) is an artifact keyed by exactly its knobs. Used by chapters 5 and 6.
 """
 from __future__ import annotations
 
 import json
-import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,24 +20,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import PrinterCallback, Trainer, TrainingArguments
-from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..core.device import autocast, resolved_device
+from ..core.device import resolved_device
 from ..core.errors import ParameterError
 from ..core.params import Settings
 from ..core.store import Store
 from ..data.pretraining import PretrainingData, pretraining_data
 from ..data.tasks import TASKS, Task, load_tasks
-from ..training.pretrain import analysis_ws, model_params, readout_model
+from ..training.classifier import SplitRows, fine_tune_block
+from ..training.pooling import pooled_block_features, task_pooling
+from ..training.pretrain import analysed_ws, model_params, readout_model
 
 PROTOCOL_NAMES = {"frozen": "frozen trunk, linear head", "full": "full fine-tuning"}
-HEAD_KNOBS = ("pooling", "precision", "head_steps", "head_l2")
-FULL_KNOBS = ("pooling", "finetune_epochs", "finetune_lr", "finetune_batch", "weight_decay",
-              "warmup_ratio", "dropout", "precision", "seed")
-
-
-FEATURE_BATCH = 64
+HEAD_KNOBS = ("precision", "head_steps", "head_l2")
+FULL_KNOBS = ("finetune_epochs", "finetune_lr", "finetune_batch", "weight_decay", "warmup_ratio",
+              "dropout", "precision", "seed")
 
 
 @dataclass(frozen=True)
@@ -64,66 +60,38 @@ class ModelSpec:
 
 def analysis_spec(settings: Settings) -> ModelSpec:
     """The model read block by block in chapters 2-4 and 6 (W_S = `analysis_ws`)."""
-    return ModelSpec(analysis_ws(settings), True)
+    return ModelSpec(analysed_ws(settings), True)
 
 
 def series_specs(settings: Settings) -> list[ModelSpec]:
     """Every model of the W_S series, then the untrained baseline."""
-    return [ModelSpec(ws, True) for ws in settings.ws_list] + [ModelSpec(analysis_ws(settings), False)]
+    return [ModelSpec(ws, True) for ws in settings.ws_list] + [ModelSpec(analysed_ws(settings), False)]
 
 
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Sentence vectors [B, H] from token states [B, L, H]: the [CLS] state, or the mean over the
-    positions where attention_mask [B, L] is 1."""
-    if pooling == "cls":
-        return hidden[:, 0]
-    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+def split_rows(task: Task, split: str, pooling: str) -> SplitRows:
+    """ids, labels and (entity pooling only) the checked entity positions of one split."""
+    entities = task.entity_positions(split) if pooling == "entity" else None
+    return SplitRows(task.array(f"{split}_ids"), task.array(f"{split}_labels"), entities)
 
 
-def length_batches(ids: np.ndarray, pad_id: int, batch_size: int) -> list[np.ndarray]:
-    """Row indices in batches of similar length (shortest first), to trim padding per batch."""
-    order = np.argsort((np.asarray(ids) != pad_id).sum(1), kind="stable")
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-
-
-def trimmed_batch(ids: np.ndarray, rows: np.ndarray, pad_id: int, device: str):
-    """(input_ids, attention_mask) of some rows, cut to their longest non-pad length."""
-    batch = torch.as_tensor(np.asarray(ids)[rows]).long()
-    mask = batch != pad_id
-    width = int(mask.sum(1).max())
-    return batch[:, :width].to(device), mask[:, :width].long().to(device)
-
-
-@torch.no_grad()
-def pooled_block_features(model, ids: np.ndarray, pooling: str, device: str = "cpu",
-                          precision: str = "fp32", batch_size: int = FEATURE_BATCH) -> torch.Tensor:
-    """Pooled output of every block from one pass: float32 [blocks + 1, N, hidden] (0 = embeddings)."""
-    model.eval().to(device)
-    pad_id = model.config.pad_token_id
-    blocks = model.config.num_hidden_layers + 1
-    features = torch.zeros(blocks, len(ids), model.config.hidden_size)
-    for rows in length_batches(ids, pad_id, batch_size):
-        batch, mask = trimmed_batch(ids, rows, pad_id, device)
-        with autocast(device, precision):
-            hidden = model.bert(input_ids=batch, attention_mask=mask,
-                                output_hidden_states=True).hidden_states
-        pooled = torch.stack([pool(h, mask, pooling) for h in hidden])
-        features[:, torch.as_tensor(rows)] = pooled.float().cpu()
-    return features
+def pooling_key(settings: Settings, task: Task) -> dict:
+    """The read-out's part of an artifact key: the task's pooling."""
+    return {"pooling": task_pooling(settings, task.name)}
 
 
 def task_features(settings: Settings, task: Task, spec: ModelSpec, data: PretrainingData,
                   store: Store) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, test) pooled features of every block, float32 [blocks + 1, N, hidden]; cached
-    in the store as float16."""
+    """(train, test) pooled features of every block, float32 [blocks + 1, N, W] (W = hidden, or
+    2 x hidden for entity pooling); cached in the store as float16."""
     params = {"model": spec.key(settings, data), "task": task.folder.name,
-              **settings.subset(("pooling", "precision"))}
+              **pooling_key(settings, task), **settings.subset(("precision",))}
+    pooling = task_pooling(settings, task.name)
 
     def build(folder: Path) -> None:
         model = spec.load(settings, data, store)
         for split in ("train", "test"):
-            features = pooled_block_features(model, task.array(f"{split}_ids"), settings.pooling,
+            rows = split_rows(task, split, pooling)
+            features = pooled_block_features(model, rows.ids, pooling, rows.entities,
                                              resolved_device(settings), settings.precision)
             np.save(folder / f"{split}.npy", features.numpy().astype(np.float16))
 
@@ -209,107 +177,19 @@ def build_frozen(folder: Path, settings: Settings, task: Task, spec: ModelSpec,
                      {"blocks": list(range(len(train))), "wall_seconds": time.time() - started})
 
 
-class BlockClassifier(torch.nn.Module):
-    """Embeddings and transformer blocks 1..b of a BERT trunk (those above dropped), pooled,
-    then dropout and a linear layer over the labels."""
-
-    def __init__(self, bert, block: int, pooling: str, classes: int, dropout: float):
-        super().__init__()
-        bert.encoder.layer = bert.encoder.layer[:block]
-        self.bert, self.pooling = bert, pooling
-        self.dropout = torch.nn.Dropout(dropout)
-        self.classifier = torch.nn.Linear(bert.config.hidden_size, classes)
-
-    def forward(self, input_ids, attention_mask, labels=None) -> SequenceClassifierOutput:
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        logits = self.classifier(self.dropout(pool(hidden, attention_mask, self.pooling)))
-        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits)
-
-
-class LabelledRows(torch.utils.data.Dataset):
-    """Rows of an [N, L] id array with their labels [N]."""
-
-    def __init__(self, ids: np.ndarray, labels: np.ndarray):
-        self.ids, self.labels = ids, labels
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: int) -> dict:
-        return {"input_ids": torch.as_tensor(self.ids[index]).long(),
-                "labels": torch.as_tensor(self.labels[index]).long()}
-
-
-class TrimmingCollator:
-    """Stacks rows and cuts the batch to its longest non-pad length, with the attention mask."""
-
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
-
-    def __call__(self, rows: list[dict]) -> dict:
-        ids = torch.stack([row["input_ids"] for row in rows])
-        mask = ids != self.pad_id
-        width = int(mask.sum(1).max())
-        return {"input_ids": ids[:, :width], "attention_mask": mask[:, :width].long(),
-                "labels": torch.stack([row["labels"] for row in rows])}
-
-
-@torch.no_grad()
-def class_probabilities(classifier: BlockClassifier, ids: np.ndarray, pad_id: int, device: str,
-                        precision: str) -> torch.Tensor:
-    """Softmax over the labels for every row: float32 [N, C]."""
-    classifier.eval().to(device)
-    out = torch.zeros(len(ids), classifier.classifier.out_features)
-    for rows in length_batches(ids, pad_id, FEATURE_BATCH):
-        batch, mask = trimmed_batch(ids, rows, pad_id, device)
-        with autocast(device, precision):
-            out[torch.as_tensor(rows)] = classifier(batch, mask).logits.float().softmax(-1).cpu()
-    return out
-
-
-def full_training_arguments(settings: Settings, work_dir: Path, samples: int) -> TrainingArguments:
-    """AdamW with linear warm-up and decay, no checkpoints (a run is short), seeded."""
-    device = resolved_device(settings)
-    steps = math.ceil(settings.finetune_epochs * math.ceil(samples / settings.finetune_batch))
-    return TrainingArguments(
-        output_dir=str(work_dir), per_device_train_batch_size=settings.finetune_batch,
-        learning_rate=settings.finetune_lr, weight_decay=settings.weight_decay, max_steps=steps,
-        warmup_steps=int(settings.warmup_ratio * steps), lr_scheduler_type="linear",
-        optim="adamw_torch_fused", bf16=settings.precision == "bf16",
-        fp16=settings.precision == "fp16", use_cpu=device == "cpu", eval_strategy="no",
-        save_strategy="no", logging_steps=max(1, steps // 5), seed=settings.seed,
-        data_seed=settings.seed, report_to="none", remove_unused_columns=False,
-        disable_tqdm=not sys.stderr.isatty(), dataloader_num_workers=0,
-    )
-
-
 def build_full(folder: Path, settings: Settings, task: Task, spec: ModelSpec, block: int,
                data: PretrainingData, store: Store) -> None:
     """Fine-tune the model cut after `block` end to end; save its test predictions."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
     started = time.time()
-    model = spec.load(settings, data, store)
-    pad_id = model.config.pad_token_id
-    classifier = BlockClassifier(model.bert, block, settings.pooling, len(task.label_names),
-                                 settings.dropout)
-    train_ids, train_labels = task.array("train_ids"), task.array("train_labels")
+    pooling = task_pooling(settings, task.name)
     params = {"model": spec.key(settings, data), "task": task.folder.name, "block": block}
-    trainer = Trainer(model=classifier, args=full_training_arguments(
-        settings, store.work_dir("finetune-full", params), len(train_ids)),
-        train_dataset=LabelledRows(train_ids, train_labels), data_collator=TrimmingCollator(pad_id))
-    trainer.remove_callback(PrinterCallback)
-    result = trainer.train()
+    run = fine_tune_block(spec.load(settings, data, store), block, pooling, len(task.label_names),
+                          split_rows(task, "train", pooling), split_rows(task, "test", pooling),
+                          settings, store.work_dir("finetune-full", params))
     store.clear_work_dir("finetune-full", params)
-    device, precision = resolved_device(settings), settings.precision
-    train_accuracy = (class_probabilities(classifier, train_ids, pad_id, device, precision)
-                      .argmax(-1).numpy() == train_labels).mean()
-    probabilities = class_probabilities(classifier, task.array("test_ids"), pad_id, device, precision)
-    save_predictions(folder, probabilities.unsqueeze(0), task.array("test_labels"),
-                     [float(train_accuracy)], {"blocks": [block], "train_loss": result.training_loss,
-                                               "wall_seconds": time.time() - started})
+    save_predictions(folder, run.probabilities.unsqueeze(0), task.array("test_labels"),
+                     [run.train_accuracy], {"blocks": [block], "train_loss": run.train_loss,
+                                            "wall_seconds": time.time() - started})
 
 
 @dataclass(frozen=True)
@@ -367,12 +247,12 @@ def finetune_result(settings: Settings, task: Task, spec: ModelSpec, protocol: s
     model_key = spec.key(settings, data)
     if protocol == "frozen":
         params = [{"model": model_key, "task": task.folder.name, "protocol": "frozen",
-                   **settings.subset(HEAD_KNOBS)}]
+                   **pooling_key(settings, task), **settings.subset(HEAD_KNOBS)}]
         builders = [lambda f: build_frozen(f, settings, task, spec, data, store)]
     else:
         blocks = full_blocks(settings)
         params = [{"model": model_key, "task": task.folder.name, "protocol": "full", "block": b,
-                   **settings.subset(FULL_KNOBS)} for b in blocks]
+                   **pooling_key(settings, task), **settings.subset(FULL_KNOBS)} for b in blocks]
         builders = [lambda f, b=b: build_full(f, settings, task, spec, b, data, store) for b in blocks]
     folders = []
     for key, build in zip(params, builders):

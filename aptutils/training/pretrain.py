@@ -1,7 +1,7 @@
 """Pre-training of BERT-6 with `transformers.Trainer`, one model per W_S, resumable.
 
-`pretraining_data` loads corpus, tokenizer and samples; `pretrained_model` returns the model of
-one W_S from the store, training it when missing; `pretrain_series` does every W_S of the
+`pretrained_model` returns the model of one W_S: the one published with the book when its recipe
+matches, else the store's, training it when missing; `pretrain_series` does every W_S of the
 profile. Runs on one CPU process, one GPU, or under torchrun / accelerate launch (DDP).
 Used by chapter 1, and by every later chapter through the store.
 """
@@ -29,6 +29,7 @@ from ..data.masking import KIND_NAMES, MLMCollator
 from ..data.pretraining import PretrainingData, pretraining_data
 from ..models.bert import SparseHeadBertForMaskedLM, new_model, parameter_count
 from ..training.evaluation import heldout_counts
+from ..training.published import published_folder
 
 MODEL_KNOBS = ("hidden_size", "num_layers", "num_heads", "ffn_size", "dropout", "mask_prob",
                "batch_size", "learning_rate", "weight_decay", "epochs", "warmup_ratio",
@@ -54,6 +55,7 @@ class MLMTrainer(Trainer):
     def __init__(self, *args, heldout: tuple[np.ndarray, np.ndarray, np.ndarray], **kwargs):
         super().__init__(*args, **kwargs)
         self.heldout = heldout
+        self.started = time.time()  # wall time of each evaluation is logged from here (this process)
 
     def heldout_counts(self) -> TokenCounts:
         model = self.accelerator.unwrap_model(self.model)
@@ -68,7 +70,8 @@ class MLMTrainer(Trainer):
                    f"{metric_key_prefix}_mean_apt": counts.mean_apt(),
                    **{f"{metric_key_prefix}_{kind}_accuracy": counts.kind_accuracy(kind)
                       for kind in KIND_NAMES.values()},
-                   f"{metric_key_prefix}_masked_mean_apt": counts.mean_apt("masked")}
+                   f"{metric_key_prefix}_masked_mean_apt": counts.mean_apt("masked"),
+                   f"{metric_key_prefix}_seconds": time.time() - self.started}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
@@ -156,7 +159,9 @@ def train_mlm(folder: Path | None, settings: Settings, data: PretrainingData, ws
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     wall = time.time() - started
-    final = trainer.evaluate()
+    evaluated = [row for row in trainer.state.log_history if "eval_loss" in row]
+    final = (evaluated[-1] if evaluated and evaluated[-1]["step"] == trainer.state.global_step
+             else trainer.evaluate())
     if folder is None:
         return
     trainer.save_model(str(folder))
@@ -176,7 +181,7 @@ def train_mlm(folder: Path | None, settings: Settings, data: PretrainingData, ws
 
 @dataclass(frozen=True)
 class PretrainedModel:
-    """A pre-trained model in the store, with its training log and model card."""
+    """A pre-trained model (in the store or published with the book), its training log and card."""
 
     folder: Path
 
@@ -197,10 +202,15 @@ class PretrainedModel:
 
 def pretrained_model(settings: Settings, ws: int, data: PretrainingData | None = None,
                      store: Store | None = None) -> PretrainedModel:
-    """The model pre-trained on the first `ws` samples: from the store, or trained now (saying so)."""
+    """The model pre-trained on the first `ws` samples: published with the book (`pretrain=published`
+    and the same recipe), else from the store, else trained now (saying so)."""
     store = store or Store()
     data = data or pretraining_data(settings, store)
     params = model_params(settings, data, ws)
+    if settings.values.get("pretrain", "published") == "published":
+        published = published_folder(params)
+        if published is not None:
+            return PretrainedModel(published)
     found = store.get("model", params)
     if found is None:
         print(f"Pre-training W_S={ws} (not in the store {store.root})", flush=True)
@@ -224,7 +234,7 @@ def pretrain_series(settings: Settings, store: Store | None = None) -> dict[int,
     return {ws: pretrained_model(settings, ws, data, store) for ws in settings.ws_list}
 
 
-def analysis_ws(settings: Settings) -> int:
+def analysed_ws(settings: Settings) -> int:
     """The W_S of the model read block by block: `analysis_ws`, else the largest of `ws_list`."""
     ws = settings.analysis_ws or max(settings.ws_list)
     if ws not in settings.ws_list:
