@@ -87,7 +87,7 @@ def verdicts_page(book_dir: Path = BOOK_DIR) -> str:
         lines += ["", "## The models these verdicts read", "",
                   "Chapter 1's records of the W_S series on W_test (through each model's own head), "
                   "beside the trivial rules; masked positions are the primary reading.", "",
-                  models.to_markdown(index=False, floatfmt=".3f", intfmt=",")]
+                  models.to_markdown(index=False, floatfmt=".3f", colalign=["right"] * len(models.columns))]
     return "\n".join(lines) + "\n"
 
 

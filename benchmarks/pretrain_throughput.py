@@ -15,8 +15,13 @@ import json
 import time
 
 import torch
-from transformers import (BertForMaskedLM, DataCollatorForLanguageModeling, Trainer,
-                          TrainerCallback, TrainingArguments)
+from transformers import (
+    BertForMaskedLM,
+    DataCollatorForLanguageModeling,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 from transformers.utils import logging as hf_logging
 
 from aptutils.core.device import resolved_device

@@ -1,5 +1,4 @@
 """The execution-status page: one row per chapter, the latest run of each replacing the earlier."""
-import pytest
 
 from aptutils.__main__ import main
 from aptutils.notebooks import execution_page, record_execution

@@ -7,7 +7,6 @@ import copy
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from aptutils.core.params import resolve
 from aptutils.data.masking import mask_tokens
@@ -20,7 +19,12 @@ from aptutils.readout.probes import (
     new_probe_heads,
     train_probe_heads_until_stop,
 )
-from aptutils.readout.readers import BlockReader, LensReader, ProbeReader, TunedLensReader
+from aptutils.readout.readers import (
+    BlockReader,
+    LensReader,
+    ProbeReader,
+    TunedLensReader,
+)
 from aptutils.readout.tuned_lens import (
     frozen,
     kl_to_last_block,

@@ -144,7 +144,8 @@ def gather_model_records(notebooks: dict[str, dict]) -> pd.DataFrame:
     for notebook in notebooks.values():
         for r in mime_records(notebook, MODELS_MIME):
             rules = r["baselines"]
-            rows.append({"W_S": r["ws"], "steps": r["steps"], "masked accuracy": r["masked_accuracy"],
+            rows.append({"W_S": f"{r['ws']:,}", "steps": f"{r['steps']:,}",
+                         "masked accuracy": r["masked_accuracy"],
                          "masked ⟨APT⟩": r["masked_mean_apt"],
                          "most frequent token, masked": rules["most frequent token"]["masked_accuracy"],
                          "all modified accuracy": r["all_accuracy"],

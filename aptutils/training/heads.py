@@ -101,14 +101,12 @@ class EarlyStopping:
     """When joint training stops. The held-out loss of every head is measured at step 0 and every
     `eval_every` steps; a head stops after `patience` evaluations in a row without a new lowest
     held-out loss, and keeps its parameters of that lowest evaluation; training ends when every
-    head has stopped, or at `max_steps`. The learning rate stays constant (decay_to_cap: it
-    decays linearly to 0 at max_steps, which flattens the curves so that the cap, not the
-    patience, ends training)."""
+    head has stopped, or at `max_steps`. The learning rate stays constant: a rate decaying to 0
+    at the cap would flatten every curve, so that the cap, not the held-out loss, ends training."""
 
     eval_every: int
     patience: int
     max_steps: int
-    decay_to_cap: bool = False
 
 
 @dataclass
@@ -201,9 +199,7 @@ def train_until_stop(heads: torch.nn.ModuleList,
 
     train_steps([p for p in heads.parameters() if p.requires_grad],
                 random_batches(len(train_rows), batch_size, stopping.max_steps, seed), step_losses,
-                learning_rate,
-                (lambda step: 1 - step / stopping.max_steps) if stopping.decay_to_cap else constant,
-                stopping.max_steps, progress, desc, after_step)
+                learning_rate, constant, stopping.max_steps, progress, desc, after_step)
     with torch.no_grad():
         for k in range(count):
             trainable = [p for p in heads[k].parameters() if p.requires_grad]
