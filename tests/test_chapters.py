@@ -4,7 +4,7 @@ import json
 import nbformat
 import pytest
 
-from aptutils.core.verdicts import VERDICTS, gather_verdicts
+from aptutils.core.verdicts import MODELS_MIME, VERDICTS, gather_verdicts, mime_records
 from aptutils.notebooks import (
     CHAPTER_GROUPS,
     chapter_sources,
@@ -35,9 +35,14 @@ def test_every_chapter_has_an_in_sync_parameters_cell():
 def test_chapter_1_on_smoke(tmp_path):
     output = tmp_path / "01.ipynb"
     execute_chapter(chapter_sources()[0], output, {"profile": "smoke"})
-    text = outputs_text(nbformat.read(output, as_version=4))
-    assert "held-out accuracy" in text and "W_S (samples)" in text
+    notebook = nbformat.read(output, as_version=4)
+    text = outputs_text(notebook)
+    assert "W_S (samples)" in text and "unigram plateau" in text
     assert "Pre-training W_S=64" in text
+    records = mime_records(json.loads(output.read_text()), MODELS_MIME)
+    assert [r["ws"] for r in records] == [64, 128]
+    assert all(0 <= r["masked_accuracy"] <= 1 and "most frequent token" in r["baselines"]
+               for r in records)
 
 
 CHAPTER_CLAIMS = {"02_apt": ["C1", "C2", "C3", "C4"], "03_symmetry_breaking": ["C5", "C6", "C7"],
