@@ -134,3 +134,12 @@ def execution_page(record: Path = EXECUTION_RECORD) -> str:
         lines.append(f"| [{chapter}]({chapter}.ipynb) | `{entry['profile']}` | {minutes} | "
                      f"{entry['device']} | {entry['date']} | `{entry['commit']}` |")
     return "\n".join(lines) + "\n"
+
+
+def pytest_configure(config) -> None:
+    """pytest plugin hook (`-p aptutils.notebooks` in pyproject.toml): make relative
+    APTBOOK_DATA / APTBOOK_STORE absolute against the folder pytest started in, before nbval
+    starts a kernel in book/, whichever test paths were collected."""
+    from .core.store import absolute_path_variables
+
+    absolute_path_variables()
