@@ -395,3 +395,25 @@ def test_rank_trend_beyond_a_reference_by_hand():
     beyond = rank_trend_beyond(apt, np.zeros(20), frequency)
     assert (beyond.estimate, beyond.low, beyond.high) == pytest.approx((1, 1, 1))
     assert np.isnan(rank_trend_beyond(np.zeros(20), apt, frequency).estimate)
+
+
+def test_readers_sentence_says_why_the_probe_trails_the_lens():
+    import numpy as np
+
+    from aptutils.analysis.rises import PositionReading
+    from aptutils.core.counts import TokenCounts
+    from aptutils.readout.counting import BlockCounts
+    from aptutils.reports.ch2_apt import LENS_HEAD_NOTE, readers_sentence
+
+    def block(correct_masked):  # two tokens, 2 masked positions each
+        correct, total = np.zeros((3, 2), int), np.zeros((3, 2), int)
+        total[0] = [2, 2]
+        correct[0] = correct_masked
+        return [BlockCounts(TokenCounts(correct, total), None)]
+
+    reading = PositionReading(("masked",), 1)
+    trailing = readers_sentence({"probe": block([1, 0]), "lens": block([2, 1])}, reading)
+    assert "probe 0.250 / 0.250; lens 0.750 / 0.750" in trailing
+    assert "below the lens by 0.500" in trailing and LENS_HEAD_NOTE in trailing
+    level = readers_sentence({"probe": block([2, 1]), "lens": block([2, 1])}, reading)
+    assert "at least as well as the lens" in level and LENS_HEAD_NOTE not in level

@@ -374,3 +374,20 @@ def series_table(series: dict[int, TokenCounts], rules: dict[str, TokenCounts],
         "⟨APT⟩ all": {k: c.mean_apt(None, reading.min_occurrences) for k, c in rows.items()},
         f"accuracy {reading.name}": {k: c.kind_accuracy(reading.kinds) for k, c in rows.items()},
         "accuracy all": {k: c.accuracy for k, c in rows.items()}})
+
+
+LENS_HEAD_NOTE = ("at the last block the lens is the very head the model was trained with there, so "
+                  "a fresh head of the same form (the probe) can at best match it")
+
+
+def readers_sentence(counts: dict, reading: PositionReading) -> str:
+    """The readers side by side at the last block on the reading, and why the probe may trail the
+    lens there. counts: reader name -> [BlockCounts per block]."""
+    last = {name: blocks[-1].counts for name, blocks in counts.items()}
+    parts = [f"{name} {c.kind_accuracy(reading.kinds):.3f} / "
+             f"{c.mean_apt(reading.kinds, reading.min_occurrences):.3f}" for name, c in last.items()]
+    probe, lens = (last[n].mean_apt(reading.kinds, reading.min_occurrences) for n in ("probe", "lens"))
+    verdict = ("the probe reads at least as well as the lens" if probe >= lens else
+               f"the probe reads below the lens by {lens - probe:.3f} in ⟨APT⟩: {LENS_HEAD_NOTE}")
+    return (f"At the last block, accuracy / ⟨APT⟩ on the {reading.name} positions: "
+            f"{'; '.join(parts)}. Here {verdict}.")
