@@ -24,12 +24,18 @@ from aptutils.readout.features import BlockFeatures, block_features
 from aptutils.readout.probes import (
     load_trained_state,
     new_probe_heads,
-    train_probe_heads,
     trained_state,
 )
 from aptutils.readout.readers import BlockReader, LensReader, ProbeReader
+from aptutils.training.heads import train_heads_jointly
 
 VOCAB = 40
+
+
+def train_fixed_epochs(heads, train, **options) -> list[float]:
+    """Probe heads trained for a fixed number of epochs on cached block features (bf16), through
+    the package's one head-training loop."""
+    return train_heads_jointly(heads, train.features, train.labels, bf16=True, **options)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +149,7 @@ def test_probe_heads_learn_a_readable_block():
 
     settings = resolve({"profile": "smoke", "hidden_size": 64, "num_heads": 2})
     heads = new_probe_heads(bert_config(settings, VOCAB, 0), 2, seed=0)
-    losses = train_probe_heads(heads, readable_and_noise_blocks(2000, seed=0), epochs=20,
+    losses = train_fixed_epochs(heads, readable_and_noise_blocks(2000, seed=0), epochs=20,
                                learning_rate=3e-3, batch_size=200, seed=0, progress=False)
     held_out = count_all_blocks({"probe": ProbeReader(heads)}, readable_and_noise_blocks(500, seed=1),
                                 VOCAB)
@@ -272,7 +278,7 @@ def test_tied_probe_heads_share_the_frozen_embeddings_and_train_the_rest(tiny):
     embeddings = model.bert.embeddings.word_embeddings.weight
     heads = new_probe_heads(model.config, 3, seed=0, embeddings=embeddings)
     before = {name: p.detach().clone() for name, p in heads.named_parameters()}
-    train_probe_heads(heads, block_features(model, inputs, labels, kinds), epochs=2,
+    train_fixed_epochs(heads, block_features(model, inputs, labels, kinds), epochs=2,
                       learning_rate=1e-2, batch_size=8, seed=0, progress=False)
     for head in heads:
         torch.testing.assert_close(head.predictions.decoder.weight, embeddings.detach())
@@ -297,7 +303,7 @@ def test_untied_probe_heads_train_their_own_output_weights(tiny):
     model, ids, inputs, labels, kinds = tiny
     heads = new_probe_heads(model.config, 3, seed=0)
     before = heads[0].predictions.decoder.weight.detach().clone()
-    train_probe_heads(heads, block_features(model, inputs, labels, kinds), epochs=2,
+    train_fixed_epochs(heads, block_features(model, inputs, labels, kinds), epochs=2,
                       learning_rate=1e-2, batch_size=8, seed=0, progress=False)
     assert not torch.equal(heads[0].predictions.decoder.weight, before)
     assert set(trained_state(heads)) == set(heads.state_dict())

@@ -18,7 +18,6 @@ from ..training.heads import (
     EarlyStopping,
     HeadCurves,
     cross_entropy_losses,
-    train_heads_jointly,
     train_until_stop,
 )
 
@@ -94,15 +93,6 @@ def load_trained_state(heads: torch.nn.Module, state: dict[str, torch.Tensor]) -
     if unexpected or set(missing) - frozen:
         raise ValueError(f"saved heads do not match: missing {sorted(set(missing) - frozen)}, "
                          f"unexpected {sorted(unexpected)}")
-
-
-def train_probe_heads(heads: torch.nn.ModuleList, train: BlockFeatures, epochs: float,
-                      learning_rate: float, batch_size: int, seed: int, device: str = "cpu",
-                      progress: bool = True) -> list[float]:
-    """Train probe head b on block b's cached features for a fixed number of epochs (bf16
-    autocast); the mean training loss per head over the last epoch (nats)."""
-    return train_heads_jointly(heads, train.features, train.labels, epochs, learning_rate,
-                               batch_size, seed, device, bf16=True, progress=progress)
 
 
 def train_probe_heads_until_stop(heads: torch.nn.ModuleList, positions: TrainingPositions,
