@@ -177,6 +177,21 @@ def test_counts_survive_the_store_round_trip(tiny, tmp_path):
         assert (saved.counts.total == back.counts.total).all()  # counts keep every kind
 
 
+def test_readers_whose_names_share_a_suffix_load_apart(tiny, tmp_path):
+    """"lens" and "tuned-lens" in one folder: each loads its own 3 blocks, in block order."""
+    model, ids, inputs, labels, kinds = tiny
+    lens = count_all_blocks({"lens": LensReader(model)},
+                            block_features(model, inputs, labels, kinds), VOCAB)["lens"]
+    doubled = [item + item for item in lens]  # a second reader with twice the counts
+    save_block_counts(tmp_path, {"lens": lens, "tuned-lens": doubled})
+    assert sorted(p.name for p in tmp_path.iterdir())[:3] == ["lens-0.npz", "lens-1.npz", "lens-2.npz"]
+    for name, expected in (("lens", lens), ("tuned-lens", doubled)):
+        loaded = load_block_counts(tmp_path, name)
+        assert [b.counts.total.sum() for b in loaded] == [b.counts.total.sum() for b in expected]
+    assert load_block_counts(tmp_path, "tuned-lens")[0].counts.total.sum() == \
+        2 * load_block_counts(tmp_path, "lens")[0].counts.total.sum()
+
+
 def test_block_counts_stored_before_per_kind_confusions_still_load(tmp_path):
     confusion = sp.coo_matrix(np.array([[2, 1], [0, 3]]))
     np.savez_compressed(tmp_path / "lens-0.npz", correct=np.ones((3, 2), int),

@@ -140,7 +140,8 @@ def load_block_counts(folder: Path, protocol: str, kinds: Reading = None) -> lis
     reading `kinds` (None: all kinds). Files without per-kind confusions (written before the
     confusion was kept per kind) load with their summed confusion and only the reading all."""
     blocks = []
-    for path in sorted(folder.glob(f"{protocol}-*.npz"), key=lambda p: int(p.stem.split("-")[1])):
+    files = folder.glob(f"{protocol}-[0-9]*.npz")  # reader names may hold "-" (tuned-lens)
+    for path in sorted(files, key=lambda p: int(p.stem.rsplit("-", 1)[1])):
         saved = np.load(path)
         vocab = saved["correct"].shape[1]
         counts = TokenCounts(saved["correct"], saved["total"])

@@ -196,12 +196,6 @@ def reader_training(settings: Settings, ws: int | None = None, trained: bool = T
             for name, folder in folders.items()}
 
 
-def _stored_name(reader: str) -> str:
-    """The name a reader's counts are stored under: without "-", as `load_block_counts` reads the
-    block index after the first "-" of a file name."""
-    return reader.replace("-", "_")
-
-
 def block_counts(settings: Settings, ws: int | None = None, trained: bool = True,
                  store: Store | None = None,
                  data: PretrainingData | None = None) -> dict[str, list[BlockCounts]]:
@@ -222,14 +216,15 @@ def block_counts(settings: Settings, ws: int | None = None, trained: bool = True
     if folder is None:
         device = resolved_device(settings)
         readers = block_readers(settings, model, model_key, ws, data, store)
-        counts = count_maskings(model, {_stored_name(reader.name): reader for reader in readers},
+        counts = count_maskings(model, {reader.name: reader for reader in readers},
                                 settings_maskings(settings, data), model.config.vocab_size, device)
         folder = store.get_or_build("block-counts", params, lambda f: save_block_counts(f, counts))
-    return {name: load_block_counts(folder, _stored_name(name), settings.kinds)
+    return {name: load_block_counts(folder, name, settings.kinds)
             for name in BLOCK_READERS}
 
 
-COUNTING = "fp32 argmax, confusion per kind"  # how the block and series counts are made
+# how the block and series counts are made (part of their keys)
+COUNTING = "fp32 argmax, confusion per kind, files named by reader"
 
 
 def block_counts_params(settings: Settings, model_key: dict) -> dict:
