@@ -64,6 +64,16 @@ def _choice(*allowed: Any, free_text: str | None = None):
     return parse
 
 
+def _flag():
+    def parse(name: str, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        raise ParameterError(f"{name}={value!r}: allowed values are True, False")
+
+    parse.type_hint = "bool"
+    return parse
+
+
 def _integer_list(low: int):
     def parse(name: str, value: Any) -> tuple[int, ...]:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -157,6 +167,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("precision", "bf16 (autocast), fp16 (CUDA only) or fp32", _choice("bf16", "fp16", "fp32"),
          _PRETRAIN),
     Knob("device", "auto (CUDA if present), cpu or cuda", _choice("auto", "cpu", "cuda"), _PRETRAIN),
+    Knob("torch_compile", "torch.compile the pre-training model (the Trainer's torch_compile) and "
+         "the readers' heads: faster on a GPU after a minute or so of compiling; off on the CPU",
+         _flag(), _PRETRAIN),
     Knob("seed", "seed of shuffling, masking, initialisation and training", _integer(0), ("all",)),
     Knob("protocol", "how a block predicts tokens in figures and verdicts: probe (fresh head "
          "trained on the frozen block), lens (the trained MLM head) or tuned-lens (an affine map "

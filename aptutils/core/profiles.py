@@ -15,7 +15,8 @@ PAPER: dict[str, Any] = dict(
     ws_list=(20_000, 40_000, 90_000), test_samples=5_000, tokenizer="bert-base-uncased",
     vocab_size=30_522, hidden_size=768, num_layers=6, num_heads=12, ffn_size=3072, dropout=0.1,
     mask_prob=0.15, batch_size=32, learning_rate=5e-5, weight_decay=0.01, epochs=50.0,
-    warmup_ratio=0.02, eval_every=5_000, precision="bf16", device="auto", seed=42,
+    warmup_ratio=0.02, eval_every=5_000, precision="bf16", device="auto", torch_compile=True,
+    seed=42,
     # blocks and clusters (chapters 2-4)
     protocol="probe", analysis_ws=None, probe_samples=20_000, probe_max_epochs=6.0, probe_lr=1e-3,
     probe_batch=256, probe_eval_every=500, probe_patience=3, probe_decoder="tied",
@@ -51,7 +52,7 @@ DERIVED: dict[str, tuple[str, dict[str, Any]]] = {
     "cpu": ("gpu", dict(
         vocab_size=8_192, ws_list=(1_000, 4_000, 16_000), hidden_size=128, num_heads=2,
         ffn_size=None, dropout=0.0, batch_size=32, learning_rate=1e-3, epochs=24.0, eval_every=250,
-        probe_samples=16_000, probe_lr=3e-3,
+        torch_compile=False, probe_samples=16_000, probe_lr=3e-3,
         finetune_protocols="frozen", finetune_full_blocks=(0, 6), finetune_epochs=3.0,
         finetune_lr=1e-3,
         cnn_depth=8, cnn_width=16, cnn_epochs=8.0, cnn_lr=3e-3, head_epochs=10.0,

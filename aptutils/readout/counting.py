@@ -5,10 +5,13 @@ Block 0 is the embedding output, blocks 1..n the transformer blocks. Any reader 
 over W_test with `output_hidden_states` then gives, for every block and reader, counts per
 (kind, token) and one sparse (true, predicted) confusion per kind, through the one counting engine
 `core.counts.count_predictions`. Several maskings of W_test are counted one after the other and
-pooled (memory stays that of one masking). Used by chapters 2, 3, 4 and 6.
+pooled (memory stays that of one masking). Under torchrun / accelerate launch each process reads
+a share of W_test's trunk batches and the integer counts of all processes are summed, so every
+process holds the tables one process makes. Used by chapters 2, 3, 4 and 6.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
@@ -16,6 +19,7 @@ from typing import Iterable
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.distributed as dist
 
 from ..core.counts import (
     KINDS,
@@ -30,6 +34,7 @@ from ..readout.features import BlockFeatures, block_features
 from ..readout.readers import BlockReader
 
 POSITIONS_PER_CHUNK = 2048  # fp32 logits of one chunk at vocab 30,522: 250 MB
+TRUNK_BATCH = 64  # W_test samples per trunk pass (a process's share is whole trunk batches)
 
 
 @dataclass(frozen=True)
@@ -104,15 +109,61 @@ def count_all_blocks(readers: dict[str, BlockReader], test: BlockFeatures, vocab
     return result
 
 
+def processes() -> tuple[int, int]:
+    """(rank, world) of this process: (0, 1) alone; under torchrun / accelerate launch
+    (WORLD_SIZE > 1) those of the default process group, started here when nothing started it
+    yet (gloo for CPU tensors, nccl for CUDA ones, each process on its LOCAL_RANK's GPU)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def process_share(samples: int, rank: int, world: int) -> np.ndarray:
+    """Indices of the samples process `rank` of `world` reads: trunk batches rank, rank + world,
+    ... of TRUNK_BATCH samples, so each trunk pass is one the single process makes too."""
+    starts = range(rank * TRUNK_BATCH, samples, world * TRUNK_BATCH)
+    return np.concatenate([np.arange(s, min(s + TRUNK_BATCH, samples)) for s in starts]
+                          or [np.zeros(0, np.int64)])
+
+
+def no_features(config) -> BlockFeatures:
+    """The features of no position (a process whose share of W_test is empty)."""
+    empty = torch.zeros(0, dtype=torch.long)
+    return BlockFeatures(torch.zeros(config.num_hidden_layers + 1, 0, config.hidden_size,
+                                     dtype=torch.bfloat16), empty, empty)
+
+
+def summed_over_processes(counted: dict[str, list[BlockCounts]],
+                          world: int) -> dict[str, list[BlockCounts]]:
+    """Every process's counts (integers, so the sum is exact in any order), summed."""
+    if world == 1:
+        return counted
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, counted)
+    return {name: [sum(blocks[1:], blocks[0]) for blocks in
+                   zip(*(part[name] for part in gathered))] for name in counted}
+
+
 def count_maskings(model, readers: dict[str, BlockReader],
                    maskings: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], vocab_size: int,
                    device: str = "cpu") -> dict[str, list[BlockCounts]]:
     """`count_all_blocks` over several maskings (inputs, labels, kinds: [N, L] each) of the
-    held-out samples, pooled: one trunk pass and one count per masking, the sums kept."""
+    held-out samples, pooled: one trunk pass and one count per masking, the sums kept. Under
+    several processes each reads its `process_share` and every process returns the sums."""
+    rank, world = processes()
     pooled: dict[str, list[BlockCounts]] | None = None
     for inputs, labels, kinds in maskings:
-        counted = count_all_blocks(readers, block_features(model, inputs, labels, kinds,
-                                                           device=device), vocab_size, device)
+        mine = process_share(len(inputs), rank, world)
+        picked = [np.asarray(x)[mine] for x in (inputs, labels, kinds)] if world > 1 else \
+            (inputs, labels, kinds)
+        features = (block_features(model, *picked, batch_size=TRUNK_BATCH, device=device)
+                    if len(picked[0]) else no_features(model.config))
+        counted = summed_over_processes(count_all_blocks(readers, features, vocab_size, device),
+                                        world)
         pooled = counted if pooled is None else {
             name: [a + b for a, b in zip(pooled[name], blocks)] for name, blocks in counted.items()}
     if pooled is None:

@@ -5,7 +5,10 @@
 `test_maskings` maskings of W_test; the probe heads and the tuned lens are artifacts keyed by the
 model and their knobs (`training.json` holds their held-out curves, `reader_training` reads them),
 the counts by all reader knobs and the maskings. `series_counts` reads every model of the W_S
-series at its last block through its own head over the same maskings. Used by chapters 2, 3, 4 and 6.
+series at its last block through its own head over the same maskings. Under torchrun / accelerate
+launch the first process trains the readers (the others wait) and every process counts a share of
+W_test (`counting.count_maskings`). With `torch_compile` the readers' heads are compiled, and on a
+GPU the cached W_S features of their training stay on it. Used by chapters 2, 3, 4 and 6.
 """
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from ..core.counts import TokenCounts
 from ..core.device import resolved_device
@@ -28,9 +33,10 @@ from ..readout.counting import (
     BlockCounts,
     count_maskings,
     load_block_counts,
+    processes,
     save_block_counts,
 )
-from ..readout.features import block_features, masked_training_rows
+from ..readout.features import BlockFeatures, block_features, masked_training_rows
 from ..readout.probes import (
     HELD_OUT_SHARE,
     TrainingPositions,
@@ -83,8 +89,29 @@ def training_positions(settings: Settings, model, ws: int, data: PretrainingData
     inputs, labels, kinds = masked_training_rows(rows, data.tokenizer, settings.mask_prob,
                                                  settings.seed + 2)
     features = block_features(model, inputs, labels, kinds, device=device)
+    if device != "cpu":  # kept on the GPU: every training step indexes them
+        features = BlockFeatures(features.features.to(device), features.labels, features.kinds)
     train, held_out = held_out_split((np.asarray(labels) != -100).sum(1), settings.seed + 3)
     return TrainingPositions(features, train, held_out)
+
+
+def compiled(settings: Settings, *modules: torch.nn.Module) -> None:
+    """With `torch_compile`, compile each module in place (its parameters and state dict keep
+    their names); else leave them as they are."""
+    if settings.torch_compile:
+        for module in modules:
+            module.compile()
+
+
+def built_once(store: Store, kind: str, params: dict, build) -> Path:
+    """`store.get_or_build`; under several processes the first one builds, the others wait."""
+    rank, world = processes()
+    if world == 1:
+        return store.get_or_build(kind, params, build)
+    if rank == 0:
+        store.get_or_build(kind, params, build)
+    dist.barrier()
+    return store.path(kind, params)
 
 
 def _stopping(settings: Settings, max_epochs: float, positions: TrainingPositions) -> EarlyStopping:
@@ -125,6 +152,7 @@ def probe_heads(settings: Settings, model, model_key: dict, ws: int, data: Pretr
 
     def build(folder):
         training, heads = positions(), new_heads()
+        compiled(settings, *heads)
         stopping = _stopping(settings, settings.probe_max_epochs, training)
         _train_reader(folder, f"{blocks} probe heads", training, stopping,
                       lambda: train_probe_heads_until_stop(
@@ -132,7 +160,7 @@ def probe_heads(settings: Settings, model, model_key: dict, ws: int, data: Pretr
                           stopping, device, progress=sys.stderr.isatty()))
         torch.save(trained_state(heads.cpu()), folder / "heads.pt")
 
-    folder = store.get_or_build("probes", reader_params(settings, model_key, PROBE_KNOBS), build)
+    folder = built_once(store, "probes", reader_params(settings, model_key, PROBE_KNOBS), build)
     heads = new_heads()
     load_trained_state(heads, torch.load(folder / "heads.pt"))
     return heads.eval()
@@ -158,8 +186,8 @@ def tuned_lens_translators(settings: Settings, model, model_key: dict, ws: int,
                           progress=sys.stderr.isatty()))
         torch.save(translators.cpu().state_dict(), folder / "translators.pt")
 
-    folder = store.get_or_build("tuned-lens", reader_params(settings, model_key, TUNED_LENS_KNOBS),
-                                build)
+    folder = built_once(store, "tuned-lens", reader_params(settings, model_key, TUNED_LENS_KNOBS),
+                        build)
     translators = new_translators(hidden, blocks)
     translators.load_state_dict(torch.load(folder / "translators.pt"))
     return translators.eval()
@@ -173,8 +201,10 @@ def block_readers(settings: Settings, model, model_key: dict, ws: int, data: Pre
     device = resolved_device(settings)
     model.to(device)
     positions = functools.cache(lambda: training_positions(settings, model, ws, data, device))
+    compiled(settings, model.cls)
     probe = probe_heads(settings, model, model_key, ws, data, store, positions).to(device)
     tuned = tuned_lens_translators(settings, model, model_key, ws, data, store, positions)
+    compiled(settings, *probe)
     return ProbeReader(probe), LensReader(model), TunedLensReader(model, tuned.to(device))
 
 
@@ -218,7 +248,7 @@ def block_counts(settings: Settings, ws: int | None = None, trained: bool = True
         readers = block_readers(settings, model, model_key, ws, data, store)
         counts = count_maskings(model, {reader.name: reader for reader in readers},
                                 settings_maskings(settings, data), model.config.vocab_size, device)
-        folder = store.get_or_build("block-counts", params, lambda f: save_block_counts(f, counts))
+        folder = built_once(store, "block-counts", params, lambda f: save_block_counts(f, counts))
     return {name: load_block_counts(folder, name, settings.kinds)
             for name in BLOCK_READERS}
 

@@ -2,7 +2,10 @@
 
 `pretrained_model` returns the model of one W_S: the one published with the book when its recipe
 matches, else the store's, training it when missing; `pretrain_series` does every W_S of the
-profile. Runs on one CPU process, one GPU, or under torchrun / accelerate launch (DDP).
+profile. Runs on one CPU process, one GPU, or under torchrun / accelerate launch (DDP): there the
+global batch is still `batch_size` samples, split over the processes, masked as one process masks
+it and its loss averaged over all its modified positions, so the recipe (and the model's key) does
+not depend on the number of processes (tests/test_distributed.py says how close the runs are).
 Used by chapter 1, and by every later chapter through the store.
 """
 from __future__ import annotations
@@ -18,14 +21,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..core.counts import TokenCounts
 from ..core.device import resolved_device
+from ..core.counts import IGNORE
 from ..core.errors import ParameterError
 from ..core.params import Settings
 from ..core.store import Store
-from ..data.masking import KIND_NAMES, MLMCollator
+from ..data.masking import KIND_NAMES, MLMCollator, mask_tokens
 from ..data.pretraining import PretrainingData, pretraining_data
 from ..models.bert import SparseHeadBertForMaskedLM, new_model, parameter_count
 from ..training.evaluation import heldout_counts
@@ -49,13 +54,49 @@ class TokenRows(torch.utils.data.Dataset):
         return {"input_ids": torch.as_tensor(self.rows[index]).long()}
 
 
+class GlobalBatchCollator(MLMCollator):
+    """`MLMCollator` for one of `world` processes, each holding a `1/world` share of the global
+    batch (rank r the r-th share, as accelerate shards batches): the masks are drawn for the
+    whole global batch and this rank keeps its rows, so each process's RNG advances as one
+    process's would and the masks equal those of the single-process run."""
+
+    def __init__(self, tokenizer, mask_prob: float, rank: int = 0, world: int = 1):
+        super().__init__(tokenizer, mask_prob)
+        self.rank, self.world = rank, world
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        if self.world == 1:
+            return super().__call__(features)
+        ids = torch.stack([torch.as_tensor(f["input_ids"]).long() for f in features])
+        mine = slice(self.rank * len(ids), (self.rank + 1) * len(ids))
+        inputs, labels, _ = mask_tokens(ids.repeat(self.world, 1), self.special_ids, self.mask_id,
+                                        self.vocab_size, self.mask_prob)
+        return {"input_ids": inputs[mine], "attention_mask": (ids != self.pad_id).long(),
+                "labels": labels[mine]}
+
+
 class MLMTrainer(Trainer):
-    """A Trainer whose evaluation counts right predictions on the fixed, masked W_test."""
+    """A Trainer whose evaluation counts right predictions on the fixed, masked W_test.
+
+    Under DDP the loss of each process is its summed cross-entropy over the modified positions
+    of the whole global batch (the Trainer gathers their count), so the averaged gradient is the
+    single process's; one process keeps the model's own mean loss, bit for bit as before.
+    """
 
     def __init__(self, *args, heldout: tuple[np.ndarray, np.ndarray, np.ndarray], **kwargs):
         super().__init__(*args, **kwargs)
         self.heldout = heldout
         self.started = time.time()  # wall time of each evaluation is logged from here (this process)
+        self.model_accepts_loss_kwargs = self.args.world_size > 1  # count items across processes
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if num_items_in_batch is None:
+            return super().compute_loss(model, inputs, return_outputs)
+        outputs = model(**inputs)
+        labels = inputs["labels"]
+        summed = F.cross_entropy(outputs.logits.float(), labels[labels != IGNORE], reduction="sum")
+        loss = summed / num_items_in_batch * self.accelerator.num_processes  # DDP averages
+        return (loss, outputs) if return_outputs else loss
 
     def heldout_counts(self) -> TokenCounts:
         model = self.accelerator.unwrap_model(self.model)
@@ -105,12 +146,18 @@ def model_params(settings: Settings, data: PretrainingData, ws: int) -> dict:
 
 
 def training_arguments(settings: Settings, work_dir: Path, ws: int) -> TrainingArguments:
-    """Trainer arguments: linear schedule with warm-up, AdamW, eval and checkpoint every eval_every."""
+    """Trainer arguments: linear schedule with warm-up, AdamW, eval and checkpoint every eval_every.
+
+    Under DDP each of the `WORLD_SIZE` processes takes `batch_size / WORLD_SIZE` samples a step
+    (the global batch and the steps stay those of one process)."""
     device = resolved_device(settings)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    steps = math.ceil(settings.epochs * math.ceil(ws / (settings.batch_size * world)))
+    world = world_size()
+    if settings.batch_size % world:
+        raise ParameterError(f"batch_size={settings.batch_size}: must be divisible by the "
+                             f"{world} processes (the global batch is split over them)")
+    steps = math.ceil(settings.epochs * math.ceil(ws / settings.batch_size))
     return TrainingArguments(
-        output_dir=str(work_dir), per_device_train_batch_size=settings.batch_size,
+        output_dir=str(work_dir), per_device_train_batch_size=settings.batch_size // world,
         per_device_eval_batch_size=max(settings.batch_size, 128), learning_rate=settings.learning_rate,
         weight_decay=settings.weight_decay, max_steps=steps,
         warmup_steps=int(settings.warmup_ratio * steps), lr_scheduler_type="linear",
@@ -120,7 +167,13 @@ def training_arguments(settings: Settings, work_dir: Path, ws: int) -> TrainingA
         save_steps=settings.eval_every, save_total_limit=1, logging_steps=max(1, settings.eval_every // 5),
         seed=settings.seed, data_seed=settings.seed, report_to="none", remove_unused_columns=False,
         disable_tqdm=not sys.stderr.isatty(), dataloader_num_workers=0,
+        torch_compile=settings.torch_compile, ddp_find_unused_parameters=False,
     )
+
+
+def world_size() -> int:
+    """Processes of this run: 1, or WORLD_SIZE under torchrun / accelerate launch."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def is_main_process() -> bool:
@@ -151,7 +204,9 @@ def train_mlm(folder: Path | None, settings: Settings, data: PretrainingData, ws
     rows = samples.train_slice(ws)
     trainer = MLMTrainer(
         model=model, args=training_arguments(settings, work_dir, ws), train_dataset=TokenRows(rows),
-        eval_dataset=TokenRows(samples.array("test_ids")), data_collator=MLMCollator(tokenizer, settings.mask_prob),
+        eval_dataset=TokenRows(samples.array("test_ids")),
+        data_collator=GlobalBatchCollator(tokenizer, settings.mask_prob,
+                                          int(os.environ.get("RANK", "0")), world_size()),
         callbacks=[ProgressLines(f"W_S={ws}")], heldout=heldout,
     )
     trainer.remove_callback(PrinterCallback)
@@ -169,7 +224,7 @@ def train_mlm(folder: Path | None, settings: Settings, data: PretrainingData, ws
     steps = trainer.state.global_step
     card = {
         "ws": ws, "parameters": parameter_count(model), "steps": steps,
-        "tokens_seen": int(steps * settings.batch_size * trainer.args.world_size * tokens_per_sample),
+        "tokens_seen": int(steps * settings.batch_size * tokens_per_sample),
         "wall_seconds": wall, "resumed_from_step": int(resume.name.split("-")[1]) if resume else 0,
         "device": str(trainer.args.device), "processes": trainer.args.world_size,
         "train_loss": result.training_loss, "heldout_loss": final["eval_loss"],
