@@ -1,12 +1,14 @@
-"""The all-blocks counting pass against one plain MLM forward over the same W_test.
+"""The all-blocks counting pass against one plain MLM forward over the same W_test (`run.py`'s
+`readout`).
 
-Counting pass: one trunk pass with output_hidden_states (bf16), then for every block both
-protocols' heads (a probe head per block and the trained MLM head as lens) on the modified
-positions only, counts per (kind, token) and the sparse confusion. Baseline: one plain
-`BertForMaskedLM` forward (dense logits over every position, fp32, as a user would call it),
-and the same in bf16. Each variant runs in its own process so its peak memory (max RSS) is its own.
+Counting pass: `readout.counting.count_maskings` over one masking, as the book runs it: one trunk
+pass with output_hidden_states (bf16), then for every block every reader of the block counts (a
+probe head per block, the trained MLM head as lens, the tuned lens's translators) on the modified
+positions only, counts per (kind, token) and the sparse confusions. Baseline: one plain
+`BertForMaskedLM` forward (dense logits over every position, as a user would call it) in fp32 and
+in bf16. Run isolated, each variant has its own process, so its peak memory (max RSS) is its own:
 
-    python benchmarks/counting_pass.py [--vocab 30522] [--hidden 128] [--samples 1000]
+    python benchmarks/counting_pass.py --variant counting --vocab 30522 --hidden 128 --samples 1000
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ import time
 
 import numpy as np
 import torch
+
+VARIANTS = ("plain-fp32", "plain-bf16", "counting")
 
 
 def model_and_test_set(vocab: int, hidden: int, samples: int):
@@ -37,59 +41,65 @@ def model_and_test_set(vocab: int, hidden: int, samples: int):
 def plain_forward(model, inputs, precision: str) -> float:
     from transformers import BertForMaskedLM
 
+    from aptutils.core.device import autocast
+
     dense = BertForMaskedLM(model.config).eval()
     dense.load_state_dict(model.state_dict())
     started = time.perf_counter()
     for start in range(0, len(inputs), 64):
         batch = torch.as_tensor(inputs[start:start + 64]).long()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with autocast("cpu", precision):
             dense(input_ids=batch).logits.argmax(-1)
     return time.perf_counter() - started
 
 
 def counting_pass(model, inputs, labels, kinds) -> float:
-    from aptutils.readout.counting import count_all_blocks
-    from aptutils.readout.features import block_features
+    from aptutils.readout.counting import count_maskings
     from aptutils.readout.probes import new_probe_heads
-    from aptutils.readout.readers import LensReader, ProbeReader
+    from aptutils.readout.readers import LensReader, ProbeReader, TunedLensReader
+    from aptutils.readout.tuned_lens import new_translators
 
     blocks = model.config.num_hidden_layers + 1
-    readers = {"probe": ProbeReader(new_probe_heads(model.config, blocks, seed=0).eval()),
-               "lens": LensReader(model)}
+    tied = model.bert.embeddings.word_embeddings.weight
+    readers = (ProbeReader(new_probe_heads(model.config, blocks, seed=0, embeddings=tied).eval()),
+               LensReader(model), TunedLensReader(model, new_translators(model.config.hidden_size,
+                                                                          blocks).eval()))
     started = time.perf_counter()
-    features = block_features(model, inputs, labels, kinds)
-    count_all_blocks(readers, features, model.config.vocab_size)
+    count_maskings(model, {reader.name: reader for reader in readers}, [(inputs, labels, kinds)],
+                   model.config.vocab_size)
     return time.perf_counter() - started
 
 
 def run_variant(variant: str, vocab: int, hidden: int, samples: int) -> dict:
+    """Seconds of one variant and the peak memory of this process (GB)."""
     model, (inputs, labels, kinds) = model_and_test_set(vocab, hidden, samples)
     seconds = (counting_pass(model, inputs, labels, kinds) if variant == "counting"
                else plain_forward(model, inputs, variant.split("-")[1]))
     return {"seconds": seconds, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
+def measure(vocab: int, hidden: int, samples: int, isolated: bool = True) -> dict[str, dict]:
+    """Every variant, each in its own process when `isolated` (else in this one: the peak
+    memory is then the largest so far, not the variant's own)."""
+    if not isolated:
+        return {variant: run_variant(variant, vocab, hidden, samples) for variant in VARIANTS}
+    results = {}
+    for variant in VARIANTS:
+        output = subprocess.run([sys.executable, __file__, "--variant", variant, "--vocab", str(vocab),
+                                 "--hidden", str(hidden), "--samples", str(samples)],
+                                capture_output=True, text=True, check=True).stdout
+        results[variant] = json.loads(output.strip().splitlines()[-1])
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", choices=VARIANTS, required=True)
     parser.add_argument("--vocab", type=int, default=30_522)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--samples", type=int, default=1_000)
-    parser.add_argument("--variant")
     options = parser.parse_args()
-    if options.variant:
-        print(json.dumps(run_variant(options.variant, options.vocab, options.hidden, options.samples)))
-        return
-    results = {}
-    for variant in ("plain-fp32", "plain-bf16", "counting"):
-        output = subprocess.run([sys.executable, __file__, "--variant", variant, "--vocab", str(options.vocab),
-                                 "--hidden", str(options.hidden), "--samples", str(options.samples)],
-                                capture_output=True, text=True, check=True).stdout
-        results[variant] = json.loads(output.strip().splitlines()[-1])
-    report = {"vocab": options.vocab, "hidden": options.hidden, "samples": options.samples,
-              "threads": torch.get_num_threads(), "results": results,
-              "counting / plain fp32": round(results["counting"]["seconds"] / results["plain-fp32"]["seconds"], 2),
-              "counting / plain bf16": round(results["counting"]["seconds"] / results["plain-bf16"]["seconds"], 2)}
-    print(json.dumps(report, indent=1))
+    print(json.dumps(run_variant(options.variant, options.vocab, options.hidden, options.samples)))
 
 
 if __name__ == "__main__":

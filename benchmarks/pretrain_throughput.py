@@ -1,23 +1,27 @@
-"""Pre-training throughput: the book's Trainer set-up against a plain Trainer baseline.
+"""Pre-training throughput and model FLOP utilisation (`run.py`'s `pretrain` and `mfu`).
 
-Same model size, same data (the profile's W_S pool), same batch, in one run, so the ratio holds
-on any machine. Variants:
+Same model size, same data (the profile's W_S pool), same batch, the variants alternated in one
+run, so the ratios hold on any machine:
   baseline       BertForMaskedLM + DataCollatorForLanguageModeling, Trainer defaults (fp32, dense head)
   baseline-bf16  the same with bf16 autocast
-  book           aptutils: sparse MLM head, bf16 autocast, eager attention on CPU, fused AdamW
-
-    python benchmarks/pretrain_throughput.py [--profile cpu] [--steps 40] [--warmup 5]
+  book           the book's own Trainer arguments (`training.pretrain.training_arguments`: sparse
+                 MLM head, the profile's precision, fused AdamW, torch_compile where the profile
+                 sets it) with evaluation and checkpoints off
+Tokens are the batch's positions, padding included (the model computes them all).
 """
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
+import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from transformers import (
     BertForMaskedLM,
     DataCollatorForLanguageModeling,
+    PrinterCallback,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -25,11 +29,12 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from aptutils.core.device import resolved_device
-from aptutils.core.params import resolve
 from aptutils.data.masking import MLMCollator
 from aptutils.data.pretraining import pretraining_data
 from aptutils.models.bert import bert_config, new_model
-from aptutils.training.pretrain import TokenRows
+from aptutils.training.pretrain import TokenRows, training_arguments
+
+VARIANTS = ("baseline", "baseline-bf16", "book")
 
 
 class StepClock(TrainerCallback):
@@ -45,52 +50,75 @@ class StepClock(TrainerCallback):
             self.seconds = time.perf_counter() - self.started
 
 
-def tokens_per_second(model, collator, rows, settings, steps: int, warmup: int, bf16: bool,
-                      optim: str) -> float:
-    args = TrainingArguments(
-        output_dir="/tmp/aptbook-benchmark", per_device_train_batch_size=settings.batch_size,
-        max_steps=steps, learning_rate=settings.learning_rate, bf16=bf16, optim=optim,
+def variant_arguments(variant: str, settings, steps: int, work_dir: str) -> TrainingArguments:
+    """The book's Trainer arguments (evaluation, checkpoints and warm-up off), or the plain
+    Trainer defaults of a user's baseline in fp32 or bf16."""
+    if variant == "book":
+        book = training_arguments(settings, Path(work_dir), 1)
+        return dataclasses.replace(book, max_steps=steps, warmup_steps=0, eval_strategy="no",
+                                   save_strategy="no", logging_steps=10_000, disable_tqdm=True)
+    return TrainingArguments(
+        output_dir=work_dir, per_device_train_batch_size=settings.batch_size, max_steps=steps,
+        learning_rate=settings.learning_rate, bf16=variant == "baseline-bf16", optim="adamw_torch",
         use_cpu=resolved_device(settings) == "cpu", save_strategy="no", report_to="none",
-        logging_steps=10_000, disable_tqdm=True, remove_unused_columns=False,
-    )
+        logging_steps=10_000, disable_tqdm=True, remove_unused_columns=False)
+
+
+def tokens_per_second(variant: str, settings, data, steps: int, warmup: int) -> float:
+    """One short training run of `variant`; tokens per second after `warmup` steps."""
+    tokenizer = data.tokenizer
+    rows = data.samples.train_slice(steps * settings.batch_size)
+    if variant == "book":
+        model = new_model(settings, len(tokenizer), tokenizer.pad_token_id, resolved_device(settings))
+        collator = MLMCollator(tokenizer, settings.mask_prob)
+    else:
+        torch.manual_seed(settings.seed)
+        model = BertForMaskedLM(bert_config(settings, len(tokenizer), tokenizer.pad_token_id))
+        collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=settings.mask_prob)
     clock = StepClock(warmup)
-    Trainer(model=model, args=args, train_dataset=TokenRows(rows), data_collator=collator,
-            callbacks=[clock]).train()
+    with tempfile.TemporaryDirectory() as work_dir:
+        trainer = Trainer(model=model, args=variant_arguments(variant, settings, steps, work_dir),
+                          train_dataset=TokenRows(rows), data_collator=collator, callbacks=[clock])
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
     return (steps - warmup) * settings.batch_size * rows.shape[1] / clock.seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--warmup", type=int, default=5)
-    options = parser.parse_args()
+def measure(settings, steps: int, warmup: int, rounds: int) -> dict[str, float]:
+    """Median tokens/s of each variant over `rounds` rounds, the variants alternated."""
     hf_logging.set_verbosity_error()
-    settings = resolve({"profile": options.profile})
     data = pretraining_data(settings)
-    tokenizer = data.tokenizer
-    rows = data.samples.train_slice(options.steps * settings.batch_size)
-    device = resolved_device(settings)
-    dense_collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=settings.mask_prob)
-    results = {}
-    for name, bf16 in (("baseline", False), ("baseline-bf16", True)):
-        torch.manual_seed(settings.seed)
-        model = BertForMaskedLM(bert_config(settings, len(tokenizer), tokenizer.pad_token_id))
-        results[name] = tokens_per_second(model, dense_collator, rows, settings, options.steps,
-                                          options.warmup, bf16, "adamw_torch")
-    model = new_model(settings, len(tokenizer), tokenizer.pad_token_id, device)
-    results["book"] = tokens_per_second(model, MLMCollator(tokenizer, settings.mask_prob), rows,
-                                        settings, options.steps, options.warmup,
-                                        settings.precision == "bf16", "adamw_torch_fused")
-    report = {
-        "profile": options.profile, "device": device, "threads": torch.get_num_threads(),
-        "hidden_size": settings.hidden_size, "vocab": len(tokenizer), "batch": settings.batch_size,
-        "tokens_per_second": {k: round(v) for k, v in results.items()},
-        "speed-up vs baseline": round(results["book"] / results["baseline"], 2),
-        "speed-up vs baseline-bf16": round(results["book"] / results["baseline-bf16"], 2),
-    }
-    print(json.dumps(report, indent=1))
+    measured = {variant: [] for variant in VARIANTS}
+    for _ in range(rounds):
+        for variant in VARIANTS:
+            measured[variant].append(tokens_per_second(variant, settings, data, steps, warmup))
+    return {variant: statistics.median(values) for variant, values in measured.items()}
 
 
-if __name__ == "__main__":
-    main()
+def flop_per_token(settings, vocab: int) -> tuple[float, str]:
+    """Training FLOP per token of the book's model (3 x forward: the backward pass costs two
+    forwards), matrix products only, and the formula written out.
+
+    Forward per token: 2 L (4 d^2 + 2 d f) in the blocks' linear maps, 4 L s d in attention
+    (scores and the weighted sum), 2 p (d^2 + d V) in the MLM head, which the book runs on the
+    modified share p of the positions only."""
+    d, layers, seq, p = settings.hidden_size, settings.num_layers, settings.seq_len, settings.mask_prob
+    f = settings.ffn_size or 4 * d
+    forward = 2 * layers * (4 * d * d + 2 * d * f) + 4 * layers * seq * d + 2 * p * (d * d + d * vocab)
+    formula = (f"3 x [2 L (4 d^2 + 2 d f) + 4 L s d + 2 p (d^2 + d V)] with L={layers}, d={d}, "
+               f"f={f}, s={seq}, p={p}, V={vocab}")
+    return 3 * forward, formula
+
+
+def gemm_peak(dtype: torch.dtype, device: str, size: int, repeats: int = 5) -> float:
+    """FLOP/s of a [size, size] x [size, size] matrix product in `dtype` (best of `repeats`)."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first one warms up
+        if device == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        (a @ b).sum().item()
+        best = min(best, time.perf_counter() - started)
+    return 2 * size ** 3 / best

@@ -24,9 +24,8 @@ import torch
 import torch.nn.functional as F
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
-from ..core.counts import TokenCounts
+from ..core.counts import IGNORE, TokenCounts
 from ..core.device import resolved_device
-from ..core.counts import IGNORE
 from ..core.errors import ParameterError
 from ..core.params import Settings
 from ..core.store import Store
