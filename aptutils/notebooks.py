@@ -51,12 +51,44 @@ def parameters_cell(notebook: Any) -> Any:
     return cells[0]
 
 
+# The parameters cell and papermill's injected one are removed from the rendered book: each
+# chapter shows its own knobs' values in one compact table instead (Settings.table()).
+PARAMETER_TAGS = ("parameters", "injected-parameters")
+HIDDEN_TAG = "remove-cell"
+
+
+def hide_parameter_cells(notebook: Any) -> bool:
+    """Tag the parameters cell and papermill's injected cell `remove-cell` (metadata only);
+    True if a tag was added."""
+    changed = False
+    for cell in notebook.cells:
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        if set(PARAMETER_TAGS) & set(tags) and HIDDEN_TAG not in tags:
+            cell.setdefault("metadata", {})["tags"] = tags + [HIDDEN_TAG]
+            changed = True
+    return changed
+
+
+def hide_executed_parameters(paths: list[Path]) -> list[Path]:
+    """Apply `hide_parameter_cells` to already executed notebooks (e.g. book/*.ipynb), changing
+    only cell metadata, never an output; returns the notebooks that changed."""
+    changed = []
+    for path in paths:
+        notebook = nbformat.read(path, as_version=4)
+        if hide_parameter_cells(notebook):
+            nbformat.write(notebook, path)
+            changed.append(path)
+    return changed
+
+
 def sync_parameters(path: Path) -> bool:
-    """Rewrite the chapter's parameters cell from the knobs; True if it changed."""
+    """Rewrite the chapter's parameters cell from the knobs (tagged to be hidden in the book);
+    True if it changed."""
     notebook = nbformat.read(path, as_version=4)
     cell = parameters_cell(notebook)
     wanted = parameters_source(CHAPTER_GROUPS[path.stem])
-    if cell.source == wanted:
+    hidden = hide_parameter_cells(notebook)
+    if cell.source == wanted and not hidden:
         return False
     cell.source = wanted
     nbformat.write(notebook, path)
@@ -101,6 +133,20 @@ def execute_chapter(source: Path, output: Path, parameters: dict[str, Any]) -> N
     papermill.execute_notebook(str(source), str(output), parameters=parameters,
                                cwd=str(REPO_ROOT), progress_bar=True, kernel_name="python3",
                                stdout_file=sys.stdout, stderr_file=sys.stderr)
+    hide_executed_parameters([output])  # papermill's injected cell, hidden like the parameters
+
+
+def render_book(path_output: Path | None = None):
+    """Render the executed book/ with Jupyter Book (warnings as errors), into `path_output`/_build
+    (default: the repository's _build); returns the finished process, its output captured."""
+    import subprocess
+    import sys
+
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    command = [str(jupyter_book), "build", str(REPO_ROOT), "--all", "-W", "--keep-going"]
+    if path_output is not None:
+        command[3:3] = ["--path-output", str(path_output)]
+    return subprocess.run(command, capture_output=True, text=True)
 
 
 EXECUTION_RECORD = BOOK_DIR / "execution.json"
@@ -140,6 +186,53 @@ def pytest_configure(config) -> None:
     """pytest plugin hook (`-p aptutils.notebooks` in pyproject.toml): make relative
     APTBOOK_DATA / APTBOOK_STORE absolute against the folder pytest started in, before nbval
     starts a kernel in book/, whichever test paths were collected."""
+    import os
+    import tempfile
+
     from .core.store import absolute_path_variables
 
     absolute_path_variables()
+    # chapters run by the tests write their exports (core.exports) here, never into book/exports
+    os.environ.setdefault("APTBOOK_EXPORTS", tempfile.mkdtemp(prefix="aptbook-exports-"))
+
+
+# MathJax 3 served from the book itself (no CDN): the files of the `django-static-mathjax` wheel
+# (MathJax 3.2.2, no dependencies; requirements.txt), copied into _static/mathjax at every build.
+# _config.yml names this module as a Sphinx extension and sets mathjax_path to the copy.
+MATHJAX_FILES = ("tex-mml-chtml.js", "input", "output/chtml", "a11y", "ui", "adaptors", "LICENSE")
+
+
+def mathjax_source() -> Path:
+    """The es5 folder of the installed MathJax 3."""
+    import mathjax
+
+    return Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+
+
+def copy_mathjax(app, exception) -> None:
+    """Sphinx `build-finished`: copy MathJax into the HTML output's _static/mathjax, and the
+    chapters' exports (core.exports) next to the rendered chapters, where their links point."""
+    import shutil
+
+    from .core.exports import EXPORT_ROOT as exports
+
+    if exception is not None or app.builder.format != "html":
+        return
+    if exports.is_dir():
+        shutil.copytree(exports, Path(app.outdir) / "book" / exports.name, dirs_exist_ok=True)
+    source, target = mathjax_source(), Path(app.outdir) / "_static" / "mathjax"
+    for name in MATHJAX_FILES:
+        path = source / name if (source / name).exists() else source.parent / name
+        if path.is_dir():
+            shutil.copytree(path, target / name, dirs_exist_ok=True)
+        elif path.is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target / name)
+
+
+def setup(app) -> dict:
+    """Sphinx extension (`sphinx.extra_extensions` in _config.yml): MathJax served offline."""
+    if not (mathjax_source() / "tex-mml-chtml.js").is_file():
+        raise RuntimeError("MathJax files missing: run .ci/setup (pip install django-static-mathjax)")
+    app.connect("build-finished", copy_mathjax)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

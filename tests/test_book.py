@@ -1,10 +1,6 @@
 """The executed book renders with Jupyter Book, warnings as errors."""
-import subprocess
-import sys
-from pathlib import Path
-
 from aptutils.core.store import REPO_ROOT
-from aptutils.notebooks import BOOK_DIR, chapter_sources
+from aptutils.notebooks import BOOK_DIR, chapter_sources, render_book
 
 
 def test_every_chapter_has_an_executed_copy_in_the_toc():
@@ -15,9 +11,7 @@ def test_every_chapter_has_an_executed_copy_in_the_toc():
 
 
 def test_jupyter_book_builds_without_warnings(tmp_path):
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    result = subprocess.run([str(jupyter_book), "build", str(REPO_ROOT), "--path-output", str(tmp_path),
-                             "--all", "-W", "--keep-going"], capture_output=True, text=True)
+    result = render_book(tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for source in chapter_sources():
         assert (tmp_path / "_build" / "html" / "book" / f"{source.stem}.html").is_file()

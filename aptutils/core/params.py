@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import difflib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Iterator
 
@@ -26,6 +26,9 @@ class Settings:
     """Validated values of every knob, for one run of one chapter."""
 
     values: dict[str, Any]
+    # The knobs a chapter declares (its parameters cell + papermill's injected one), in order;
+    # `table()` shows only these. Empty outside a chapter.
+    declared: tuple[str, ...] = field(default=(), compare=False)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -37,17 +40,24 @@ class Settings:
         """The values of `names`, e.g. to key an artifact by exactly what determines it."""
         return {name: self.values[name] for name in names}
 
-    def table(self):
-        """The values as a one-column DataFrame, for display."""
+    def table(self, columns: int = 3):
+        """The chapter's own knobs (all knobs outside a chapter) and their values, for display:
+        one compact table of `columns` knob/value pairs per row, read down the columns."""
         import pandas as pd
 
-        shown = {name: ", ".join(map(str, v)) if isinstance(v, tuple) else v
-                 for name, v in self.values.items()}
-        return pd.DataFrame({"value": pd.Series(shown, dtype=object)})
+        names = [n for n in self.declared if n in self.values] or list(self.values)
+        shown = [(n, ", ".join(map(str, v)) if isinstance(v, tuple) else str(v))
+                 for n, v in ((n, self.values[n]) for n in names)]
+        rows = -(-len(shown) // columns)
+        frame = pd.DataFrame({f"{label}{' ' * c}": [shown[c * rows + r][i] if c * rows + r < len(shown)
+                                                     else "" for r in range(rows)]
+                              for c in range(columns) for i, label in enumerate(("knob", "value"))})
+        return (frame.style.hide(axis="index")
+                .set_caption(f"The settings of this run (profile {self.values['profile']!r})"))
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some knobs changed (validated like the rest)."""
-        return resolve({**self.values, **changes})
+        return Settings(resolve({**self.values, **changes}).values, self.declared)
 
 
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -70,6 +80,7 @@ def configure(namespace: dict[str, Any]) -> Settings:
             and not isinstance(value, ModuleType) and not callable(value)
         }
     else:
+        _notebook_display()
         chosen = {name: namespace[name] for name in names if name in namespace}
         shadowed = [n for n, v in chosen.items() if isinstance(v, ModuleType) or callable(v)]
         if shadowed:
@@ -77,7 +88,21 @@ def configure(namespace: dict[str, Any]) -> Settings:
                 f"{shadowed[0]} is bound to {type(chosen[shadowed[0]]).__name__} "
                 f"{getattr(chosen[shadowed[0]], '__name__', '')!r}, not a value: the chapter "
                 f"imports a name that shadows this parameter; import it under another name")
-    return resolve(chosen)
+    settings = resolve(chosen)
+    return Settings(settings.values, tuple(chosen)) if names is not None else settings
+
+
+def _notebook_display() -> None:
+    """pandas display options for a chapter's kernel: no cell cut at 50 characters, no table cut
+    to 10 rows."""
+    import pandas as pd
+
+    pd.set_option("display.max_colwidth", None)
+    pd.set_option("display.max_rows", 500)
+    pd.set_option("display.min_rows", 500)
+    pd.set_option("display.max_columns", 100)
+    pd.set_option("display.width", 250)
+    pd.set_option("styler.render.max_rows", 500)
 
 
 def _parameter_names(history: Any) -> list[str] | None:

@@ -9,6 +9,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from ..core.exports import export_figures
+from . import heatmaps
+
 sns.set_theme(style="whitegrid", context="notebook")
 
 
@@ -111,16 +114,16 @@ def metric_by_ws_figure(curves: dict[str, dict[int, float]], ylabel: str, title:
 
 def confusion_heatmaps_figure(matrices: dict[str, pd.DataFrame]) -> plt.Figure:
     """Normalised confusion matrices side by side, same tokens in the same order in each panel."""
-    figure, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 5.2))
+    figure, axes = plt.subplots(1, len(matrices), figsize=(5.6 * len(matrices), 5.2),
+                                layout="constrained")
     for axis, (title, matrix) in zip(np.atleast_1d(axes), matrices.items()):
         if matrix.empty:
             axis.text(0.5, 0.5, "no clustered tokens", ha="center", transform=axis.transAxes)
             axis.set(title=title, xticks=[], yticks=[])
             continue
-        sns.heatmap(matrix, ax=axis, vmin=0, vmax=1, cmap="mako_r", square=True, cbar=False,
-                    xticklabels=True, yticklabels=True)
-        axis.tick_params(labelsize=5)
+        heatmaps.heatmap(axis, matrix)
         axis.set(title=title, xlabel="predicted token", ylabel="true token")
+    heatmaps.colorbar(figure, axes, "share of the true token's predictions")
     plt.close(figure)
     return figure
 
@@ -213,11 +216,10 @@ def label_confusion_figure(confusions: dict[str, np.ndarray], label_names: list[
     show_names = len(label_names) <= 20
     for index, (axis, (title, counts)) in enumerate(zip(axes[0], confusions.items())):
         shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-        sns.heatmap(shares, ax=axis, vmin=0, vmax=1, cmap="mako_r", square=True, cbar=False,
-                    xticklabels=label_names if show_names else False,
-                    yticklabels=label_names if show_names and index == 0 else False)
-        axis.tick_params(labelsize=7)
+        heatmaps.heatmap(axis, shares, label_names if show_names else None,
+                         label_names if show_names and index == 0 else None)
         axis.set(title=title, xlabel="predicted label", ylabel="true label" if index == 0 else "")
+    heatmaps.colorbar(figure, axes, "share of the true label's test samples")
     plt.close(figure)
     return figure
 
@@ -384,3 +386,6 @@ def reader_training_figure(records: dict[str, dict]) -> plt.Figure:
     figure.tight_layout()
     plt.close(figure)
     return figure
+
+
+export_figures(globals())  # every figure is saved into the chapter's exports (core.exports)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import seaborn as sns
 
 from ..analysis.clusters import ClusterRule
 from ..analysis.filters import (
@@ -14,11 +13,12 @@ from ..analysis.filters import (
     reference_partition,
     sharpest_filters,
 )
+from ..core.exports import export_figures
 from ..core.params import Settings
 from ..data.images import ImageData
 from ..readout.layers import LayerReadout
 from ..reports.ch7_image_analogy import TextBlocks
-from . import figures
+from . import figures, heatmaps
 
 
 def label_examples_figure(data: ImageData) -> plt.Figure:
@@ -39,21 +39,19 @@ def filter_fields_figure(readout: LayerReadout, threshold: float, names: tuple[s
     conv layer; the recognised labels are named in each title."""
     every = layer_filter_labels(readout, threshold)
     layers = list(dict.fromkeys((0, len(every) - 1)))
-    figure, axes = plt.subplots(len(layers), count, figsize=(2.6 * count, 2.8 * len(layers)),
-                                squeeze=False)
+    figure, axes = plt.subplots(len(layers), count, figsize=(2.9 * count, 3.0 * len(layers)),
+                                squeeze=False, layout="constrained")
     for row, layer in zip(axes, layers):
         found = every[layer]
         for axis, c in zip(row, sharpest_filters(found, count)):
-            sns.heatmap(found.normalised[c], ax=axis, vmin=0, vmax=1, cmap="mako_r", cbar=False,
-                        square=True, xticklabels=names, yticklabels=names)
+            heatmaps.heatmap(axis, found.normalised[c], names, names)
             labels = ", ".join(names[i] for i in np.flatnonzero(found.recognised[c]))
-            axis.set_title(f"layer {layer + 1}, filter {c}\n{labels}", fontsize=7)
-            axis.tick_params(labelsize=5)
+            axis.set_title(f"layer {layer + 1}, filter {c}\n{labels}", fontsize=8)
     for axis in axes[:, 0]:
         axis.set_ylabel("image label")
     for axis in axes[-1]:
         axis.set_xlabel("output label")
-    figure.tight_layout()
+    heatmaps.colorbar(figure, axes, "normalised field")
     plt.close(figure)
     return figure
 
@@ -76,3 +74,6 @@ def text_cluster_sizes_figure(text: TextBlocks | None) -> plt.Figure:
     if text is None:
         return figures.cluster_sizes_by_depth_figure({}, title + ", not in the store")
     return figures.cluster_sizes_by_depth_figure(text.sizes, title)
+
+
+export_figures(globals())  # every figure is saved into the chapter's exports (core.exports)

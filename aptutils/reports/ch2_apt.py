@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..analysis.apt import CONFIDENCE, binned_means, depth_curve
+from ..analysis.apt import CONFIDENCE, apt_table, binned_means, depth_curve
 from ..analysis.baselines import RULES, best_rule
 from ..analysis.rises import (
     Interval,
@@ -391,3 +391,10 @@ def readers_sentence(counts: dict, reading: PositionReading) -> str:
                f"the probe reads below the lens by {lens - probe:.3f} in ⟨APT⟩: {LENS_HEAD_NOTE}")
     return (f"At the last block, accuracy / ⟨APT⟩ on the {reading.name} positions: "
             f"{'; '.join(parts)}. Here {verdict}.")
+
+
+def per_token_apt(counts: dict[str, list[BlockCounts]], frequency: np.ndarray, reading) -> pd.DataFrame:
+    """Every reader's `apt_table` at every block, stacked (reader, block, token_id, …): the export."""
+    return pd.concat({(r, b): apt_table(c.counts, frequency, reading.kinds, reading.min_occurrences)
+                      for r, blocks in counts.items() for b, c in enumerate(blocks)},
+                     names=["reader", "block", "row"]).reset_index(level="row", drop=True)
