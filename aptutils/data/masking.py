@@ -50,21 +50,33 @@ def mask_tokens(input_ids, special_ids: list[int], mask_id: int, vocab_size: int
 
 
 class MLMCollator:
-    """Stack samples {"input_ids": [L]} into a masked training batch, drawn from torch's RNG.
+    """Stack samples {"input_ids": [L]} into a masked training batch.
 
-    Torch's global RNG is what the Trainer seeds and checkpoints, so resumed runs continue the
-    same stream.
+    With `seed` set, batch n (counted from 0 over the whole run) is masked with its own generator
+    seeded by (seed, n): the masks are a function of the batch's place in the run, not of the
+    global RNG. The Trainer's data loader masks one batch ahead of the step it trains, so a run
+    resumed mid-epoch (which restores the checkpoint's RNG state only after that look-ahead)
+    would otherwise mask differently from the uninterrupted run; it sets `batches` to the
+    checkpoint's step instead. Without `seed`, torch's global RNG is used.
     """
 
-    def __init__(self, tokenizer, mask_prob: float):
+    def __init__(self, tokenizer, mask_prob: float, seed: int | None = None):
         self.special_ids = special_token_ids(tokenizer)
         self.mask_id = tokenizer.mask_token_id
         self.pad_id = tokenizer.pad_token_id
         self.vocab_size = len(tokenizer)
         self.mask_prob = mask_prob
+        self.seed, self.batches = seed, 0
+
+    def next_seed(self) -> int | None:
+        """The seed of the next batch's masks (None: the global RNG); counts the batch."""
+        if self.seed is None:
+            return None
+        self.batches += 1
+        return int(np.random.SeedSequence((self.seed, self.batches - 1)).generate_state(1)[0])
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         ids = torch.stack([torch.as_tensor(f["input_ids"]).long() for f in features])
         inputs, labels, _ = mask_tokens(ids, self.special_ids, self.mask_id, self.vocab_size,
-                                        self.mask_prob)
+                                        self.mask_prob, seed=self.next_seed())
         return {"input_ids": inputs, "attention_mask": (ids != self.pad_id).long(), "labels": labels}

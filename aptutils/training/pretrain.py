@@ -69,7 +69,7 @@ class GlobalBatchCollator(MLMCollator):
         ids = torch.stack([torch.as_tensor(f["input_ids"]).long() for f in features])
         mine = slice(self.rank * len(ids), (self.rank + 1) * len(ids))
         inputs, labels, _ = mask_tokens(ids.repeat(self.world, 1), self.special_ids, self.mask_id,
-                                        self.vocab_size, self.mask_prob)
+                                        self.vocab_size, self.mask_prob, seed=self.next_seed())
         return {"input_ids": inputs[mine], "attention_mask": (ids != self.pad_id).long(),
                 "labels": labels[mine]}
 
@@ -210,6 +210,8 @@ def train_mlm(folder: Path | None, settings: Settings, data: PretrainingData, ws
     )
     trainer.remove_callback(PrinterCallback)
     resume = last_complete_checkpoint(work_dir)
+    trainer.data_collator.seed = settings.seed  # masks seeded by batch: see MLMCollator
+    trainer.data_collator.batches = int(resume.name.split("-")[1]) if resume else 0
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     wall = time.time() - started
