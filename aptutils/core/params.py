@@ -40,12 +40,12 @@ class Settings:
         """The values of `names`, e.g. to key an artifact by exactly what determines it."""
         return {name: self.values[name] for name in names}
 
-    def table(self, columns: int = 3):
-        """The chapter's own knobs (all knobs outside a chapter) and their values, for display:
-        one compact table of `columns` knob/value pairs per row, read down the columns."""
+    def table(self, names: tuple[str, ...] | list[str] = (), columns: int = 3):
+        """`names` (default: the chapter's own knobs; outside a chapter, all) and their values, for
+        display: one compact table of `columns` knob/value pairs per row, read down the columns."""
         import pandas as pd
 
-        names = [n for n in self.declared if n in self.values] or list(self.values)
+        names = list(names) or [n for n in self.declared if n in self.values] or list(self.values)
         shown = [(n, ", ".join(map(str, v)) if isinstance(v, tuple) else str(v))
                  for n, v in ((n, self.values[n]) for n in names)]
         rows = -(-len(shown) // columns)
@@ -100,7 +100,7 @@ def _notebook_display() -> None:
     pd.set_option("display.max_colwidth", None)
     pd.set_option("display.max_rows", 500)
     pd.set_option("display.min_rows", 500)
-    pd.set_option("display.max_columns", 100)
+    pd.set_option("display.max_columns", 300)
     pd.set_option("display.width", 250)
     pd.set_option("styler.render.max_rows", 500)
 

@@ -65,9 +65,9 @@ CHAPTER_KNOBS = ("profile", "image_data", *CNN_KNOBS, *READOUT_KNOBS, "filter_th
 EXCESS = "excess in-cluster share"
 
 
-def knob_table(settings: Settings) -> pd.DataFrame:
-    """The values of the knobs this chapter reads, as a one-column table."""
-    return settings.table().loc[list(CHAPTER_KNOBS)]
+def knob_table(settings: Settings):
+    """The values of the knobs this chapter reads, as one compact table."""
+    return settings.table(CHAPTER_KNOBS)
 
 
 def data_sentence(data: ImageData, settings: Settings) -> str:
