@@ -104,9 +104,9 @@ def test_pretraining_under_two_processes_gives_the_same_heldout_tables(single, t
     What stays different, and why the weights are compared as close, not equal: the gradient is
     summed in another order (each process's half, then gloo's all-reduce), which moves the last
     bits of fp32 weights; the held-out count tables, argmaxes of those weights, are equal.
-    Dropout is 0 here: with dropout each process draws the masks of its own rows from its own
-    generator, so the dropout masks (and the generator's later draws, the MLM masks with them)
-    cannot be those of one process, and the runs are different samples of the same recipe. A
+    Dropout is 0 here: with dropout each process draws the dropout masks of its own rows from
+    its own generator, so they cannot be those of one process, and the runs are different
+    samples of the same recipe. A
     last global batch smaller than `batch_size` (W_S not a multiple of it) is also dealt out
     differently (accelerate evens the shares); W_S = 64 is four full batches of 16."""
     _, alone, _ = single
