@@ -75,3 +75,18 @@ def test_a_smoke_chapter_writes_and_links_its_exports(export_root, tmp_path):
         assert ElementTree.parse(path.with_suffix(".svg")).getroot().tag.endswith("svg")
     links = nbformat.read(output, as_version=4).cells[-1].outputs[0]["data"]["text/html"]
     assert all(f"exports/{source.stem}/{p.name}" in links for p in files)
+
+
+def test_clusters_of_every_block_are_exported(export_root):
+    from types import SimpleNamespace
+
+    from aptutils.reports.ch4_clustering import export_clusters
+
+    folder = exports.start("99_clusters")
+    tokenizer = SimpleNamespace(convert_ids_to_tokens=lambda ids: [f"t{i}" for i in ids])
+    blocks = [SimpleNamespace(kept=np.array([3, 5, 7]), labels=np.array([0, 1, 0])),  # {3, 7}; 5 alone
+              SimpleNamespace(kept=np.array([2, 4]), labels=np.array([0, 0]))]
+    export_clusters(blocks, tokenizer)
+    table = pd.read_csv(folder / "clusters_by_block.csv", index_col=0)
+    assert table[["block", "size", "token_id", "token"]].values.tolist() == [
+        [0, 2, 3, "t3"], [0, 2, 7, "t7"], [1, 2, 2, "t2"], [1, 2, 4, "t4"]]

@@ -162,7 +162,7 @@ def page_problems(driver, url: str, needs_verdicts: bool = False) -> list[str]:
                  for m in RAW_LATEX.finditer(text)]
     if re.search(r"\\\(|\$", text) and found["mathjax"] != "loaded":
         problems.append(f"MathJax {found['mathjax']}")
-    problems += [f"truncated table cell: {c[:80]!r}" for c in found["cells"] if c.endswith(("...", "…"))]
+    problems += [f"truncated table cell: {c[:80]!r}" for c in found["cells"] if c.endswith("...")]
     problems += [f"integer count printed with decimals: {c!r}" for c in found["cells"] if FLOAT_COUNT.match(c)]
     if any(code.lstrip().startswith("# Parameters") for code in found["code"]):
         problems.append("parameters cell shown")

@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..analysis.clusters import ClusterRule, first_book_rule, threshold_scan
 from ..analysis.structure import counted, trend_phrase
+from ..core import exports
 from ..core.verdicts import Verdict, decide
 
 SCAN_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -84,3 +85,19 @@ def error_share_curves(shares: pd.DataFrame) -> dict[str, pd.Series]:
 def error_share_title(shares: pd.DataFrame) -> str:
     """The figure's title, saying the direction the run computed."""
     return f"Share of errors inside the true token's cluster: it {trend_phrase(shares[OWN], 'block')}"
+
+
+def export_clusters(partitions: list, tokenizer) -> pd.DataFrame:
+    """Every block's clusters of two or more tokens (block, cluster, size, token_id, token), saved
+    into the chapter's exports as clusters_by_block.csv."""
+    rows = []
+    for block, part in enumerate(partitions):
+        sizes = np.bincount(part.labels) if len(part.labels) else np.zeros(0, int)
+        for token, label in zip(part.kept.tolist(), part.labels.tolist()):
+            if sizes[label] >= 2:
+                rows.append((block, label, int(sizes[label]), token))
+    table = pd.DataFrame(rows, columns=["block", "cluster", "size", "token_id"])
+    table["token"] = tokenizer.convert_ids_to_tokens(table["token_id"].tolist())
+    table = table.sort_values(["block", "size", "cluster", "token_id"], ascending=[True, False, True, True])
+    exports.save_table(table.reset_index(drop=True), "clusters_by_block")
+    return table

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.apt import CONFIDENCE
+from ..core import exports
 from ..core.params import Settings
 from ..core.verdicts import Verdict, decide
 from ..data.tasks import SUBSET_NOTES, TASK_TITLES, TASKS, Task
@@ -75,8 +76,10 @@ def accuracy_table(results: list[FinetuneResult]) -> pd.DataFrame:
     rows = [(r.task.title, r.spec.label, r.spec.ws, r.spec.pretrained, r.protocol, block,
              float(r.accuracy[i]), len(r.labels), 1 / len(r.task.label_names))
             for r in results for i, block in enumerate(r.blocks)]
-    return pd.DataFrame(rows, columns=["task", "model", "ws", "pretrained", "protocol", "block",
-                                       "accuracy", "test_samples", "chance"])
+    table = pd.DataFrame(rows, columns=["task", "model", "ws", "pretrained", "protocol", "block",
+                                        "accuracy", "test_samples", "chance"])
+    exports.save_table(table, "finetuning_accuracy")
+    return table
 
 
 def accuracy_pivot(table: pd.DataFrame) -> pd.DataFrame:
