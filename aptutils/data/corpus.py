@@ -6,11 +6,13 @@ fixed, masked W_test (an artifact). Used by chapter 1 and every chapter that nee
 from __future__ import annotations
 
 import bz2
+import contextlib
 import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -50,7 +52,8 @@ def load_mirror_split(name: str, split: str, columns: tuple[str, ...]):
         raise DataError(f"{name}: no {split}-*.parquet under {root / name}; APTBOOK_DATA must name "
                         f"a folder laid out like ../shared/data (see its README)")
     try:
-        dataset = load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
+        with quiet_datasets():
+            dataset = load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
     except Exception as error:  # pyarrow and datasets raise many types for a damaged file
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(f"{name}/{split} in {root}: cannot read {', '.join(f.name for f in files)} "
@@ -61,6 +64,23 @@ def load_mirror_split(name: str, split: str, columns: tuple[str, ...]):
         raise DataError(f"{name}/{split} in {root} lacks columns {missing}; it has {dataset.column_names}: "
                         f"re-export it in the hub's schema (see the mirror README)")
     return dataset
+
+
+@contextlib.contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """No progress bars or logged errors from `datasets` while a mirror file loads (a second or
+    two): a damaged file is then reported once, as the DataError's one line."""
+    from datasets.utils import logging as datasets_logging
+
+    verbosity, bars = datasets_logging.get_verbosity(), datasets_logging.is_progress_bar_enabled()
+    datasets_logging.set_verbosity(datasets_logging.CRITICAL)
+    datasets_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        datasets_logging.set_verbosity(verbosity)
+        if bars:
+            datasets_logging.enable_progress_bar()
 
 
 def load_hub_split(hub_id: str, config: str | None, split: str):
@@ -175,7 +195,8 @@ def build_samples(folder: Path, settings: Settings, corpus: Corpus, tokenizer) -
     """
     from .masking import mask_tokens, special_token_ids
 
-    encoded = tokenizer(corpus.texts, add_special_tokens=False)["input_ids"]
+    # whole articles are tokenised, then cut into seq_len samples: no model-length warning
+    encoded = tokenizer(corpus.texts, add_special_tokens=False, verbose=False)["input_ids"]
     per_article = [article_samples(ids, settings.sample_mode, settings.seq_len, tokenizer.cls_token_id,
                                    tokenizer.sep_token_id, tokenizer.pad_token_id) for ids in encoded]
     rng = np.random.default_rng(settings.seed)
@@ -210,13 +231,18 @@ class Samples:
     def stats(self) -> dict:
         return json.loads((self.folder / "stats.json").read_text())
 
+    def check_sizes(self, ws_list) -> None:
+        """Stop (before any training) when a W_S exceeds the training pool."""
+        pool = len(self.array("train_ids"))
+        too_large = [ws for ws in ws_list if ws > pool]
+        if too_large:
+            raise DataError(f"ws_list: W_S={too_large[0]} exceeds the {pool} training samples this "
+                            f"corpus yields; lower ws_list, use sample_mode='chunks' or a larger corpus")
+
     def train_slice(self, ws: int) -> np.ndarray:
         """The first `ws` samples of the shuffled pool: the pre-training set W_S, [ws, seq_len]."""
-        pool = self.array("train_ids")
-        if ws > len(pool):
-            raise DataError(f"ws_list: W_S={ws} exceeds the {len(pool)} training samples this corpus "
-                            f"yields; lower ws_list, use sample_mode='chunks' or a larger corpus")
-        return np.array(pool[:ws])
+        self.check_sizes([ws])
+        return np.array(self.array("train_ids")[:ws])
 
 
 def pretraining_samples(settings: Settings, corpus: Corpus, tokenizer, tokenizer_key: str,

@@ -29,4 +29,5 @@ def pretraining_data(settings: Settings, store: Store | None = None) -> Pretrain
     tokenizer = load_tokenizer(settings, corpus, store)
     tokenizer_key = artifact_key("tokenizer", tokenizer_params(settings, corpus))
     samples = pretraining_samples(settings, corpus, tokenizer, tokenizer_key, store)
+    samples.check_sizes(settings.ws_list)
     return PretrainingData(corpus, tokenizer, samples, tokenizer_key)

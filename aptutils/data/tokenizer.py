@@ -9,7 +9,7 @@ from pathlib import Path
 from ..core.errors import DataError
 from ..core.params import Settings
 from ..core.store import Store
-from ..data.corpus import Corpus
+from ..data.corpus import Corpus, mirror_root
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -63,6 +63,15 @@ def tokenizer_params(settings: Settings, corpus: Corpus) -> dict:
     return {"kind": "pretrained", "name": settings.tokenizer}
 
 
+def tokenizer_source(name: str) -> str:
+    """Where a named tokenizer loads from: a folder as given; a hub id (e.g. `bert-base-uncased`)
+    from the offline mirror's folder of that name when there is one, else from the hub."""
+    root = mirror_root()
+    if not Path(name).is_dir() and root is not None and (root / name).is_dir():
+        return str(root / name)
+    return name
+
+
 def load_tokenizer(settings: Settings, corpus: Corpus, store: Store | None = None):
     """The tokenizer for these settings: trained and cached in the store, or loaded by name."""
     from transformers import AutoTokenizer
@@ -72,8 +81,16 @@ def load_tokenizer(settings: Settings, corpus: Corpus, store: Store | None = Non
         folder = store.get_or_build("tokenizer", tokenizer_params(settings, corpus),
                                     lambda f: train_wordpiece(corpus.texts, settings.vocab_size, f))
         return AutoTokenizer.from_pretrained(folder)
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the error below says it once, in one line
     try:
-        return AutoTokenizer.from_pretrained(settings.tokenizer)
+        return AutoTokenizer.from_pretrained(tokenizer_source(settings.tokenizer))
     except Exception as error:
         raise DataError(f"tokenizer={settings.tokenizer!r} cannot be loaded ({type(error).__name__}); "
-                        f"offline, pass a local folder or -p tokenizer wordpiece") from None
+                        f"pass a folder holding a Hugging Face tokenizer (tokenizer.json or "
+                        f"vocab.txt), a hub id where there is network, or -p tokenizer "
+                        f"wordpiece") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
