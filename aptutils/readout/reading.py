@@ -198,6 +198,7 @@ def block_readers(settings: Settings, model, model_key: dict, ws: int, data: Pre
     """The readers counted block by block, named as `BLOCK_READERS` (probe, lens, tuned lens), on
     the settings' device with the model; the trained ones come from the store, or are trained
     from one shared pass over W_S."""
+    processes()  # under torchrun: the process group, and this process's GPU, before any move
     device = resolved_device(settings)
     model.to(device)
     positions = functools.cache(lambda: training_positions(settings, model, ws, data, device))
