@@ -73,6 +73,8 @@ def configure(namespace: dict[str, Any]) -> Settings:
     Unknown names (a misspelt `-p`) stop here with the closest known name.
     """
     names = _parameter_names(namespace.get("In"))
+    if isinstance(namespace.get("In"), (list, tuple)):
+        _notebook_display()  # in a kernel: papermill's, Jupyter's, or nbval's (it keeps no history)
     if names is None:
         chosen = {
             name: value for name, value in namespace.items()
@@ -80,7 +82,6 @@ def configure(namespace: dict[str, Any]) -> Settings:
             and not isinstance(value, ModuleType) and not callable(value)
         }
     else:
-        _notebook_display()
         chosen = {name: namespace[name] for name in names if name in namespace}
         shadowed = [n for n, v in chosen.items() if isinstance(v, ModuleType) or callable(v)]
         if shadowed:
