@@ -122,7 +122,8 @@ def test_a_change_to_the_readout_code_misses_the_stored_artifact(tmp_path, packa
     params = {"model": {"ws": 128}, "probe_lr": 0.003}
     before = {kind: kind_code_version(kind) for kind in CODE_OF}
     built = store.get_or_build("probes", params, lambda folder: (folder / "heads.pt").write_text("old"))
-    assert store.get("probes", params) == built
+    assert store.get("probes", params) == built and store.holds_any("probes")
+    assert not store.holds_any("tuned-lens")
     assert json.loads((built / "params.json").read_text())["code"]["version"] == before["probes"]
 
     # a comment or a docstring is not code: the artifact is still found
@@ -134,7 +135,7 @@ def test_a_change_to_the_readout_code_misses_the_stored_artifact(tmp_path, packa
     # a change to how probes are trained is: a miss, and a rebuild beside the old artifact
     edit(package_copy / "readout" / "probes.py", "def ", "def _unused():\n    return 1\n\n\ndef ")
     after = {kind: kind_code_version(kind) for kind in CODE_OF}
-    assert store.get("probes", params) is None
+    assert store.get("probes", params) is None and not store.holds_any("probes")
     assert store.get_or_build("probes", params, lambda f: (f / "heads.pt").write_text("new")) != built
     changed = sorted(kind for kind in CODE_OF if after[kind] != before[kind])
     assert changed == ["block-counts", "heldout-counts", "probes", "tuned-lens"]

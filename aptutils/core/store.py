@@ -188,6 +188,10 @@ class Store:
         """Where the artifact lives once complete (it may not exist yet)."""
         return self.root / self._relative(kind, params)
 
+    def holds_any(self, kind: str) -> bool:
+        """True when the store holds some complete artifact of `kind` made by today's code."""
+        return any(self.path(kind, {}).parent.glob(f"{kind}-*"))
+
     def get(self, kind: str, params: dict[str, Any]) -> Path | None:
         """The folder of a complete artifact, or None."""
         path = self.path(kind, params)

@@ -186,7 +186,7 @@ class TextBlocks:
 def stored_block_counts(settings: Settings, store: Store) -> list[BlockCounts] | None:
     """The `protocol` block counts that chapters 2-4 stored for these settings, or None; never
     trains (the key is `readout.reading.block_counts`'s)."""
-    if not any(store.root.glob("block-counts-*")):
+    if not store.holds_any("block-counts"):
         return None
     try:
         data = pretraining_data(settings, store)
