@@ -58,7 +58,7 @@ def nothing_half_written(store: Path) -> None:
     assert not incomplete, incomplete
 
 
-def run_cli(args: list[str], env: dict, capsys) -> str:
+def run_cli(args: list[str], capsys) -> str:
     """`python -m aptutils ARGS` in this process: exit code 2 and one line on stderr (returned)."""
     code = main(args)
     captured = capsys.readouterr()
@@ -132,7 +132,7 @@ PARAMETER_CASES = {
 def test_a_bad_parameter_stops_before_any_work(case, store, capsys, monkeypatch):
     extra, message = PARAMETER_CASES[case]
     monkeypatch.delenv("APTBOOK_DATA", raising=False)
-    line = run_cli(SMOKE + extra, {}, capsys)
+    line = run_cli(SMOKE + extra, capsys)
     assert line.startswith(f"ParameterError: {message}"), line
     assert not store.exists()
 
@@ -148,7 +148,7 @@ def test_a_mirror_that_is_not_laid_out_as_expected_stops_with_one_line(case, tmp
               "wrong columns": lambda: mini_mirror(tmp_path / "mirror", rename={"text": "body"}),
               }[case]()
     monkeypatch.setenv("APTBOOK_DATA", str(mirror))
-    line = run_cli(SMOKE, {}, capsys)
+    line = run_cli(SMOKE, capsys)
     expected = {"no mirror there": f"DataError: wikipedia: no train-*.parquet under {mirror / 'wikipedia'}",
                 "no train split": f"DataError: wikipedia: no train-*.parquet under {mirror / 'wikipedia'}",
                 "wrong columns": f"DataError: wikipedia/train in {mirror} lacks columns ['text']"}[case]
@@ -162,7 +162,7 @@ def test_a_store_that_cannot_be_written_stops_with_one_line(tmp_path, capsys, mo
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     monkeypatch.setenv("APTBOOK_STORE", str(blocker / "store"))
-    line = run_cli(SMOKE + ["-p", "corpus", "gensim"], {}, capsys)
+    line = run_cli(SMOKE + ["-p", "corpus", "gensim"], capsys)
     assert line.startswith(f"DataError: cannot write to the artifact store {blocker / 'store'}")
     assert line.endswith("set APTBOOK_STORE to a folder you can write")
 
@@ -177,7 +177,7 @@ def test_sizes_the_corpus_cannot_hold_stop_with_one_line(case, tmp_path, store, 
         "W_test larger than the corpus": (["-p", "test_samples", "100000"],
                                           "DataError: test_samples=100000: the corpus has too few samples"),
     }[case]
-    line = run_cli(SMOKE + extra, {}, capsys)
+    line = run_cli(SMOKE + extra, capsys)
     assert line.startswith(message), line
     nothing_half_written(store)
     assert not list(store.glob("code-*/model-*"))  # the model of W_S = 64 may exist, complete
@@ -189,7 +189,7 @@ def test_a_tokenizer_that_cannot_be_loaded_stops_with_one_line(case, tmp_path, s
     if case != "no such folder":
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({"model_type": "not-a-model"}))
-    line = run_cli(SMOKE + ["-p", "corpus", "gensim", "-p", "tokenizer", str(folder)], {}, capsys)
+    line = run_cli(SMOKE + ["-p", "corpus", "gensim", "-p", "tokenizer", str(folder)], capsys)
     assert line.startswith(f"DataError: tokenizer={str(folder)!r} cannot be loaded"), line
     nothing_half_written(store)
 

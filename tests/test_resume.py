@@ -177,3 +177,18 @@ def test_published_models_are_matched_by_recipe_not_by_code():
     card = json.loads(cards[0].read_text())
     assert published_folder(card["recipe"]) == cards[0].parent
     assert card["recipe"]["samples"].startswith("samples-") and "code-" not in card["recipe"]["samples"]
+
+
+def test_a_temporary_folder_of_a_killed_writer_is_removed_by_the_next_writer(tmp_path):
+    """A writer killed with SIGKILL leaves its temporary folder; the next writer of the same
+    artifact removes it (its pid no longer runs), and leaves a live writer's alone."""
+    store = Store(tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    name = store.path("probes", {"a": 1}).name
+    killed = tmp_path / "tmp" / f"{name}-h{store_module._HOST}p{dead}-0123abcd"
+    alive = tmp_path / "tmp" / f"{name}-h{store_module._HOST}p{os.getpid()}-4567abcd"
+    for folder in (killed, alive):
+        folder.mkdir(parents=True)
+    store.get_or_build("probes", {"a": 1}, lambda folder: None)
+    assert not killed.exists() and alive.exists()

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -158,6 +159,9 @@ def kind_code_version(kind: str) -> str | None:
     return code_version(module) if module else None
 
 
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]  # names this machine's temporaries
+
+
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -213,10 +217,10 @@ class Store:
             path.parent.rmdir()  # the code-<version> folder, once empty
 
     def _remove_abandoned(self, name: str) -> None:
-        """Remove temporary folders of this artifact left by processes that were killed
-        (`<name>-<pid>-<random>`, the pid no longer running on this machine)."""
-        for folder in (self.root / "tmp").glob(f"{name}-*-*"):
-            pid = folder.name[len(name) + 1:].split("-")[0]
+        """Remove temporary folders of this artifact left by killed processes of this machine
+        (`<name>-h<host>p<pid>-<random>`, the pid no longer running here)."""
+        for folder in (self.root / "tmp").glob(f"{name}-h{_HOST}p*-*"):
+            pid = folder.name[len(f"{name}-h{_HOST}p"):].split("-")[0]
             if pid.isdigit() and not _running(int(pid)):
                 shutil.rmtree(folder, ignore_errors=True)
 
@@ -224,7 +228,7 @@ class Store:
     def writing(self, kind: str, params: dict[str, Any]) -> Iterator[Path]:
         """Yield an empty temporary folder; on normal exit it becomes the artifact, atomically."""
         final = self.path(kind, params)
-        temporary = self.root / "tmp" / f"{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        temporary = self.root / "tmp" / f"{final.name}-h{_HOST}p{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             temporary.mkdir(parents=True)
         except OSError as error:
