@@ -45,8 +45,12 @@ def finished(store: Path) -> Path:
 
 
 def complete_checkpoint(store: Path) -> Path | None:
-    found = list((store / "work").glob("code-*/model-*/checkpoint-*/trainer_state.json"))
-    return found[0].parent if found else None
+    """A checkpoint of the run in `store` whose trainer state (the Trainer writes it last) is
+    whole, i.e. the one a resumed run starts from (`last_complete_checkpoint`)."""
+    from aptutils.training.pretrain import last_complete_checkpoint
+
+    folders = list((store / "work").glob("code-*/model-*"))
+    return last_complete_checkpoint(folders[0]) if folders else None
 
 
 def evaluations(folder: Path) -> list[dict]:
@@ -192,3 +196,14 @@ def test_a_temporary_folder_of_a_killed_writer_is_removed_by_the_next_writer(tmp
         folder.mkdir(parents=True)
     store.get_or_build("probes", {"a": 1}, lambda folder: None)
     assert not killed.exists() and alive.exists()
+
+
+def test_a_checkpoint_whose_trainer_state_was_cut_short_is_not_resumed_from(tmp_path):
+    from aptutils.training.pretrain import last_complete_checkpoint
+
+    for step, state in ((10, '{"global_step": 10}'), (20, '{"global_st'), (30, None)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-10"

@@ -134,8 +134,16 @@ class ProgressLines(TrainerCallback):
 
 
 def last_complete_checkpoint(folder: Path) -> Path | None:
-    """The newest `checkpoint-N` whose trainer state was written (so the save finished)."""
-    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    """The newest `checkpoint-N` whose trainer state (written last) was written whole, so the
+    save finished; a run killed while writing it resumes from the checkpoint before."""
+    def complete(checkpoint: Path) -> bool:
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return True
+
+    done = [p for p in folder.glob("checkpoint-*") if complete(p)]
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
@@ -269,7 +277,7 @@ def pretrained_model(settings: Settings, ws: int, data: PretrainingData | None =
             return PretrainedModel(published)
     found = store.get("model", params)
     if found is None:
-        print(f"Pre-training W_S={ws} (not in the store {store.root})", flush=True)
+        print(f"Pre-training W_S={ws} (not yet in the artifact store)", flush=True)
         work_dir = store.work_dir("model", params)
         if is_main_process():
             with store.writing("model", params) as folder:
