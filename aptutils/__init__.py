@@ -17,7 +17,8 @@ each importing only from the layers below it (tests/test_layers.py keeps it so):
     core       knobs, profiles, params, store,         parameters, artifacts, precision, counts,
                device, counts, errors, verdicts        verdict records
 
-notebooks.py and __main__.py (the book's build and command line) sit above every layer.
+notebooks.py, parts.py and __main__.py (the book's build, its parts and pages, and the command
+line) sit above every layer.
 """
 from .core.errors import DataError, ParameterError
 from .core.params import Settings, configure, resolve

@@ -3,6 +3,7 @@
     python -m aptutils book [--profile cpu] [-p NAME VALUE ...] [--chapters 01 02] [--no-render]
     python -m aptutils pretrain [--profile paper] [-p NAME VALUE ...] [--publish]   (also under torchrun)
     python -m aptutils sync-parameters
+    python -m aptutils import-part gpu FOLDER        (the GPU run's executed chapters into book/gpu/)
 """
 from __future__ import annotations
 
@@ -41,11 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     book = commands.choices["book"]
     book.add_argument("--chapters", nargs="*", help="chapter numbers to execute (default: all)")
     book.add_argument("--no-render", action="store_true", help="execute only, skip jupyter-book")
+    book.add_argument("--out", help="folder for the executed chapters and their execution record "
+                                    "(default: the profile's part of the book, book/ or book/gpu/)")
     commands.choices["pretrain"].add_argument(
         "--publish", action="store_true",
         help="copy the trained models into book/models with their cards (the book's defaults)")
     commands.add_parser("render", help="render book/ into _build/html (warnings are errors)")
     commands.add_parser("sync-parameters", help="rewrite the chapters' parameters cells")
+    part = commands.add_parser("import-part", help="bring executed chapters (e.g. the GPU run's) "
+                                                   "into their part of the book and rewrite its pages")
+    part.add_argument("part", choices=["gpu"])
+    part.add_argument("source", help="folder holding NN_name.ipynb and execution.json")
     args = parser.parse_args(argv)
     absolute_path_variables()  # papermill runs the chapters from the repository root
     try:
@@ -64,16 +71,8 @@ def chosen_parameters(args) -> dict:
 
 def build_book(args) -> int:
     from .core.device import resolved_device
-    from .notebooks import (
-        BOOK_DIR,
-        EXECUTION_PAGE,
-        VERDICTS_PAGE,
-        chapter_sources,
-        execute_chapter,
-        execution_page,
-        record_execution,
-        verdicts_page,
-    )
+    from .notebooks import chapter_sources, execute_chapter
+    from .parts import CPU, GPU, PARTS, record_execution, write_pages
 
     chosen = chosen_parameters(args)
     known = {s.name[:2] for s in chapter_sources()}
@@ -82,17 +81,42 @@ def build_book(args) -> int:
         raise ParameterError(f"--chapters {' '.join(unknown)}: no such chapter; the chapters are "
                              f"{' '.join(sorted(known))}")
     sources = [s for s in chapter_sources() if not args.chapters or s.name[:2] in args.chapters]
+    part_folder = GPU.folder if chosen["profile"] == "gpu" else CPU.folder
+    out = Path(args.out).resolve() if args.out else part_folder
+    out.mkdir(parents=True, exist_ok=True)
     device = resolved_device(resolve(chosen))
     for source in sources:
         started = time.time()
         print(f"Executing {source.name} ({chosen})", flush=True)
-        execute_chapter(source, BOOK_DIR / source.name, chosen)
+        execute_chapter(source, out / source.name, chosen)
         seconds = time.time() - started
-        record_execution(source.stem, chosen["profile"], seconds, device)
+        record_execution(source.stem, chosen["profile"], seconds, device_name(device),
+                         out / "execution.json")
         print(f"{source.name}: {seconds:.0f} s", flush=True)
-    EXECUTION_PAGE.write_text(execution_page())
-    VERDICTS_PAGE.write_text(verdicts_page())
+    if out not in [part.folder for part in PARTS]:
+        return 0  # executed elsewhere (e.g. on a GPU machine): `import-part` brings it in
+    write_pages()
     return 0 if args.no_render else render(args)
+
+
+def device_name(device: str) -> str:
+    """The device as the execution record names it: the GPU's name on CUDA, else `cpu`."""
+    import torch
+
+    return torch.cuda.get_device_name() if device == "cuda" else device
+
+
+def import_part_command(args) -> int:
+    from .parts import PARTS, import_part, part_problems, write_pages
+
+    part = {p.name: p for p in PARTS}[args.part]
+    names = import_part(part, Path(args.source))
+    problems = part_problems(part)
+    print(f"{part.caption}: imported {', '.join(names)}")
+    for problem in problems:
+        print(f"  problem: {problem}")
+    write_pages()
+    return 1 if problems else 0
 
 
 def render(args) -> int:
@@ -134,7 +158,7 @@ def sync_parameters(args) -> int:
 
 
 COMMANDS = {"book": build_book, "render": render, "pretrain": pretrain,
-            "sync-parameters": sync_parameters}
+            "sync-parameters": sync_parameters, "import-part": import_part_command}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,7 +5,6 @@ the notebooks never repeat a default; tests check that the cells are in sync.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -95,34 +94,6 @@ def sync_parameters(path: Path) -> bool:
     return True
 
 
-VERDICTS_PAGE = BOOK_DIR / "verdicts.md"
-
-
-def verdicts_page(book_dir: Path = BOOK_DIR) -> str:
-    """The Markdown of the book's verdict page, gathered from the executed chapters in book/."""
-    from .core.verdicts import gather_model_records, gather_verdicts
-
-    notebooks = {path.stem: json.loads(path.read_text()) for path in sorted(book_dir.glob("[0-9][0-9]_*.ipynb"))}
-    table = gather_verdicts(notebooks)
-    lines = ["# Claims and verdicts", "",
-             "Every claim of the paper, with the verdict its chapter computed on the published run "
-             "(gathered from the executed chapters by `python -m aptutils book`; not typed by hand).", "",
-             "| claim | chapter | claim text | this run | verdict | reason |",
-             "|---|---|---|---|---|---|"]
-    for claim, row in table.iterrows():
-        chapter = f"[{row['chapter']}]({row['chapter']}.ipynb)" if row["chapter"] else ""
-        cells = [claim, chapter, row["claim text"], row["this run"], f"**{row['verdict']}**",
-                 row["reason"]]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-    models = gather_model_records(notebooks)
-    if len(models):
-        lines += ["", "## The models these verdicts read", "",
-                  "Chapter 1's records of the W_S series on W_test (through each model's own head), "
-                  "beside the trivial rules; masked positions are the primary reading.", "",
-                  models.to_markdown(index=False, floatfmt=".3f", colalign=["right"] * len(models.columns))]
-    return "\n".join(lines) + "\n"
-
-
 def execute_chapter(source: Path, output: Path, parameters: dict[str, Any]) -> None:
     """Run a chapter with papermill from the repository root, writing the executed copy; what the
     chapter prints (one line per evaluation of long work) streams to this terminal as it runs."""
@@ -147,39 +118,6 @@ def render_book(path_output: Path | None = None):
     if path_output is not None:
         command[3:3] = ["--path-output", str(path_output)]
     return subprocess.run(command, capture_output=True, text=True)
-
-
-EXECUTION_RECORD = BOOK_DIR / "execution.json"
-EXECUTION_PAGE = BOOK_DIR / "execution.md"
-
-
-def record_execution(chapter: str, profile: str, seconds: float, device: str,
-                     record: Path = EXECUTION_RECORD) -> dict:
-    """Add (or replace) one chapter's execution in the book's record: profile, wall time, device,
-    date and commit. Returns the whole record {chapter: entry}."""
-    import datetime
-
-    from .training.published import git_commit
-
-    entries = json.loads(record.read_text()) if record.is_file() else {}
-    entries[chapter] = {"profile": profile, "seconds": round(seconds), "device": device,
-                        "date": datetime.date.today().isoformat(), "commit": git_commit()[:10]}
-    record.write_text(json.dumps(dict(sorted(entries.items())), indent=1) + "\n")
-    return entries
-
-
-def execution_page(record: Path = EXECUTION_RECORD) -> str:
-    """The Markdown of the execution-status page: one row per executed chapter."""
-    entries = json.loads(record.read_text()) if record.is_file() else {}
-    lines = ["# Execution status", "",
-             "How each chapter of this book was last executed by `python -m aptutils book` (the "
-             "commit is the one checked out when it ran; uncommitted changes are not shown).", "",
-             "| chapter | profile | wall time | device | date | commit |", "|---|---|---|---|---|---|"]
-    for chapter, entry in entries.items():
-        minutes = f"{entry['seconds'] // 60} min {entry['seconds'] % 60} s"
-        lines.append(f"| [{chapter}]({chapter}.ipynb) | `{entry['profile']}` | {minutes} | "
-                     f"{entry['device']} | {entry['date']} | `{entry['commit']}` |")
-    return "\n".join(lines) + "\n"
 
 
 def pytest_configure(config) -> None:
@@ -214,12 +152,15 @@ def copy_mathjax(app, exception) -> None:
     chapters' exports (core.exports) next to the rendered chapters, where their links point."""
     import shutil
 
-    from .core.exports import EXPORT_ROOT as exports
+    from .parts import PARTS
 
     if exception is not None or app.builder.format != "html":
         return
-    if exports.is_dir():
-        shutil.copytree(exports, Path(app.outdir) / "book" / exports.name, dirs_exist_ok=True)
+    for part in PARTS:  # book/exports, book/gpu/exports
+        exports = part.folder / "exports"
+        if exports.is_dir():
+            target = Path(app.outdir) / exports.relative_to(REPO_ROOT)
+            shutil.copytree(exports, target, dirs_exist_ok=True)
     source, target = mathjax_source(), Path(app.outdir) / "_static" / "mathjax"
     for name in MATHJAX_FILES:
         path = source / name if (source / name).exists() else source.parent / name
@@ -236,3 +177,21 @@ def setup(app) -> dict:
         raise RuntimeError("MathJax files missing: run .ci/setup (pip install django-static-mathjax)")
     app.connect("build-finished", copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """pytest plugin hook: nbval re-executes the GPU edition's chapters (book/gpu/) only where
+    CUDA is present; elsewhere they are skipped with that reason (tests/test_parts.py still
+    checks their verdict tables and recorded parameters)."""
+    import pytest
+    import torch
+
+    from .parts import GPU
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA: book/gpu/ was executed on a GPU; on CPU only its "
+                                   "verdict tables and parameters are checked (tests/test_parts.py)")
+    for item in items:
+        if GPU.folder in Path(str(item.path)).resolve().parents:
+            item.add_marker(skip)

@@ -18,6 +18,12 @@ def test_jupyter_book_builds_without_warnings(tmp_path):
 
 
 def test_verdicts_page_is_gathered_from_the_executed_chapters():
-    from aptutils.notebooks import VERDICTS_PAGE, verdicts_page
+    from aptutils.parts import VERDICTS_PAGE, verdicts_page
 
     assert VERDICTS_PAGE.read_text() == verdicts_page()
+
+
+def test_table_of_contents_lists_what_the_parts_hold():
+    from aptutils.parts import TOC, toc_text
+
+    assert TOC.read_text() == toc_text()

@@ -1,7 +1,7 @@
 """The execution-status page: one row per chapter, the latest run of each replacing the earlier."""
 
 from aptutils.__main__ import main
-from aptutils.notebooks import execution_page, record_execution
+from aptutils.parts import execution_page, record_execution
 
 
 def test_record_keeps_one_entry_per_chapter(tmp_path):

@@ -46,3 +46,15 @@ def _trained(folder):
     folder.mkdir(parents=True, exist_ok=True)
     train_wordpiece(TEXTS, 120, folder)
     return folder
+
+
+def test_a_hub_tokenizer_name_loads_from_the_mirror_folder_of_that_name(tmp_path, monkeypatch):
+    from aptutils.data.tokenizer import tokenizer_source
+
+    folder = _trained(tmp_path / "mirror" / "bert-base-uncased")
+    monkeypatch.setenv("APTBOOK_DATA", str(tmp_path / "mirror"))
+    assert tokenizer_source("bert-base-uncased") == str(folder)
+    assert tokenizer_source("bert-large-cased") == "bert-large-cased"  # not mirrored: the hub's id
+    assert tokenizer_source(str(folder)) == str(folder)  # a folder is taken as given
+    monkeypatch.delenv("APTBOOK_DATA")
+    assert tokenizer_source("bert-base-uncased") == "bert-base-uncased"

@@ -143,5 +143,5 @@ def links(base: str = "exports") -> Any:
     chapter = _state.get("chapter", "")
     items = "".join(f'<li><a href="{base}/{chapter}/{p.name}">{escape(p.name)}</a></li>'
                     for p in _state["written"])
-    return HTML(f"<p>Tables (CSV) and figures (PNG, SVG) of this run, in "
-                f"<code>book/exports/{escape(chapter)}/</code>:</p><ul>{items}</ul>")
+    return HTML(f"<p>Tables (CSV) and figures (PNG, SVG) of this run, in the folder "
+                f"<code>exports/{escape(chapter)}/</code> beside this chapter:</p><ul>{items}</ul>")

@@ -147,5 +147,5 @@ def trained_cnn(settings: Settings, data: ImageData, store: Store | None = None)
     store = store or Store()
     params = {"images": data.folder.name, **settings.subset(CNN_KNOBS)}
     if store.get("cnn", params) is None:
-        print(f"Training the CNN (not in the store {store.root})", flush=True)
+        print("Training the CNN (not yet in the artifact store)", flush=True)
     return TrainedCNN(store.get_or_build("cnn", params, lambda f: build_cnn(f, settings, data)))
