@@ -30,8 +30,15 @@ def parse_value(text: str):
     return text
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit status 2), like the book's."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}; `{self.prog} --help` lists what is allowed\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aptutils", description=__doc__,
+    parser = OneLineParser(prog="python -m aptutils", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for name in ("book", "pretrain"):

@@ -217,3 +217,13 @@ def test_a_published_model_whose_weights_do_not_match_its_card_stops_with_one_li
     assert "\n" not in message and caught.value._render_traceback_() == [f"DataError: {message}"]
     assert message.startswith(f"published model {source.name}: model.safetensors is missing or its "
                               f"sha256 differs from card.json; restore it")
+
+
+@pytest.mark.parametrize("argv, wrong", [(["book", "--profile", "laptop"], "'laptop'"),
+                                         (["bake"], "'bake'")])
+def test_a_command_line_choice_that_does_not_exist_stops_with_one_line(argv, wrong, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"invalid choice: {wrong}" in line and "--help` lists what is allowed" in line
