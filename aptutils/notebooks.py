@@ -96,13 +96,23 @@ def sync_parameters(path: Path) -> bool:
 
 def execute_chapter(source: Path, output: Path, parameters: dict[str, Any]) -> None:
     """Run a chapter with papermill from the repository root, writing the executed copy; what the
-    chapter prints (one line per evaluation of long work) streams to this terminal as it runs."""
+    chapter prints (one line per evaluation of long work) streams to this terminal as it runs.
+
+    In a terminal, the chapter's kernel draws live bars of its long work there too (pre-training
+    steps with loss and tokens/s, probe, tuned-lens, CNN and fine-tuning steps; core.progress),
+    which the executed notebook does not keep; papermill's own bar of cells then stays off."""
+    import os
     import sys
 
     import papermill
 
+    from .core.progress import LIVE_VARIABLE, terminal_path
+
+    live = os.environ.get(LIVE_VARIABLE) or terminal_path()
+    if live:
+        os.environ[LIVE_VARIABLE] = live  # the kernel inherits it
     papermill.execute_notebook(str(source), str(output), parameters=parameters,
-                               cwd=str(REPO_ROOT), progress_bar=True, kernel_name="python3",
+                               cwd=str(REPO_ROOT), progress_bar=not live, kernel_name="python3",
                                stdout_file=sys.stdout, stderr_file=sys.stderr)
     hide_executed_parameters([output])  # papermill's injected cell, hidden like the parameters
 

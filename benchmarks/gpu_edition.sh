@@ -50,6 +50,27 @@ EOF
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
     -d "$BUNDLE/wheels" $pins
+  # transformers' wheel (13 MB) without the modelling code of the ~550 models the book never
+  # builds (their configuration and tokenizer files stay: the Auto classes import them): 4.8 MB
+  "$py" - "$BUNDLE"/wheels/transformers-*.whl <<'EOF'
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+wheel = Path(sys.argv[1])
+KEEP = {"auto", "bert", "encoder_decoder", "timm_backbone"}
+DROP = re.compile(r"transformers/models/([^/]+)/(modeling|modular|image_processing|video_processing"
+                  r"|feature_extraction|processing|convert)_[^/]*$")
+stripped = wheel.with_suffix(".stripped")
+with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(stripped, "w", zipfile.ZIP_DEFLATED) as target:
+    for item in source.infolist():
+        dropped = DROP.match(item.filename)
+        if not dropped or dropped.group(1) in KEEP:
+            target.writestr(item, source.read(item))
+print(f"{wheel.name}: {wheel.stat().st_size / 2**20:.1f} MiB -> {stripped.stat().st_size / 2**20:.1f} MiB")
+stripped.replace(wheel)
+EOF
   for name in wikipedia few_rel bert-base-uncased; do
     cp -r "$APTBOOK_DATA/$name" "$BUNDLE/data/$name"
   done
