@@ -26,6 +26,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.ind
                 "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json",
                    "special_tokens_map.json", "added_tokens.json")
+HUB_FILES = ["*.json", "*.txt", "*.safetensors", "pytorch_model*.bin"]  # no TF, Flax, ONNX copies
 HEAD_PREFIX = "cls.predictions."  # BertForMaskedLM's (and BertForPreTraining's) MLM head
 HEAD_READERS = ("lens", "tuned-lens")  # readers that read through the model's own MLM head
 FIX = ("pass a folder holding a Hugging Face BERT checkpoint (config.json, model.safetensors or "
@@ -54,7 +55,7 @@ def checkpoint_folder(name: str) -> Path:
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
-        return Path(snapshot_download(name)).resolve()
+        return Path(snapshot_download(name, allow_patterns=HUB_FILES)).resolve()
     except Exception as error:
         raise DataError(f"model={name!r}: not a folder here, and the hub cannot give it "
                         f"({type(error).__name__}; offline?); {FIX}") from None
