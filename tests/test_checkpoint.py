@@ -20,7 +20,7 @@ from aptutils.data.heldout import settings_maskings
 from aptutils.data.pretraining import pretraining_data
 from aptutils.data.tokenizer import tokenizer_params, train_wordpiece
 from aptutils.models.bert import BertTrunk
-from aptutils.readout.reading import block_counts, reader_training, series_counts
+from aptutils.readout.reading import block_counts, probe_heads, reader_training, series_counts
 from aptutils.reports.ch2_apt import missing_readers_sentence, readers_sentence
 from aptutils.training.evaluation import heldout_counts
 from aptutils.training.pretrain import readout_key, readout_model
@@ -111,6 +111,11 @@ def test_a_bertmodel_checkpoint_is_read_by_the_probe_alone_and_says_why(checkpoi
                        saved.encoder.layer[-1].output.dense.weight)
     counts = block_counts(settings, data=data)
     assert list(counts) == ["probe"] and len(counts["probe"]) == LAYERS + 1
+    heads = probe_heads(settings, model, readout_key(settings, 128, True, data), 128, data,
+                        aptutils.Store())  # trained above; `probe_decoder tied` needs only the
+    assert settings.probe_decoder == "tied"  # input embeddings, which a BertModel has
+    assert all(torch.equal(head.predictions.decoder.weight, saved.embeddings.word_embeddings.weight)
+               for head in heads)
     assert list(block_counts(settings, trained=False, data=data)) == ["probe"]
     assert list(reader_training(settings, data=data)) == ["probe"]
     why = missing_readers_sentence(counts)

@@ -207,8 +207,9 @@ def setup_sentence(ws: int, blocks: list[BlockCounts], reading: PositionReading,
                                                                         protocol, model is None)
 
 
-def checkpoint_sentence(ws: int, model: str | None, counts: dict | None) -> str:
-    """For an external checkpoint: what is read, what W_S stands for, and the readers it lacks."""
+def checkpoint_sentence(ws: int, model: str | None, counts: dict | None = None) -> str:
+    """For an external checkpoint: what is read, what W_S stands for, and the readers it lacks
+    (`counts`: reader name -> blocks; None: not said); "" for the book's own models."""
     if model is None:
         return ""
     return (f"Model read block by block: the external checkpoint `{model}`, with its own "
@@ -216,7 +217,7 @@ def checkpoint_sentence(ws: int, model: str | None, counts: dict | None) -> str:
             "of this corpus's training pool tokenised with the checkpoint's tokenizer, and the "
             "'W_S frequency' of C1 and the figures is each token's count in those samples (not "
             "in the checkpoint's own, unknown, pre-training data). "
-            + missing_readers_sentence(counts or {}))
+            + (missing_readers_sentence(counts) if counts is not None else ""))
 
 
 def missing_readers_sentence(counts: dict) -> str:
