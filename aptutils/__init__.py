@@ -20,8 +20,21 @@ each importing only from the layers below it (tests/test_layers.py keeps it so):
 notebooks.py, parts.py and __main__.py (the book's build, its parts and pages, and the command
 line) sit above every layer.
 """
+from .core import params as _params
 from .core.errors import DataError, ParameterError
-from .core.params import Settings, configure, resolve
+from .core.params import Settings, resolve
 from .core.store import Store
+
+
+def configure(namespace: dict) -> Settings:
+    """A chapter's settings (`core.params.configure`); with `model` set (an external BERT
+    checkpoint), its architecture knobs are the checkpoint's (`data.checkpoint`)."""
+    settings = _params.configure(namespace)
+    if settings.values.get("model") is None:
+        return settings
+    from .data.checkpoint import checkpoint_settings
+
+    return checkpoint_settings(settings)
+
 
 __all__ = ["DataError", "ParameterError", "Settings", "Store", "configure", "resolve"]

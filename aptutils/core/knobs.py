@@ -64,6 +64,16 @@ def _choice(*allowed: Any, free_text: str | None = None):
     return parse
 
 
+def _optional_text():
+    def parse(name: str, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and value.strip()):
+            return value if value is None else value.strip()
+        raise ParameterError(f"{name}={value!r}: allowed values are None or a non-empty text")
+
+    parse.type_hint = "str"
+    return parse
+
+
 def _flag():
     def parse(name: str, value: Any) -> bool:
         if isinstance(value, bool):
@@ -133,6 +143,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("pretrain", "published: read the committed pre-trained models of book/models when their "
          "recipe matches these settings (checked by sha256), else train; train: always use or "
          "train models in the artifact store", _choice("published", "train"), _PRETRAIN),
+    Knob("model", "None: the book's own pre-trained W_S series; else a local Hugging Face BERT "
+         "checkpoint folder (or a hub id where there is network) read in chapters 2-6 with its "
+         "own tokenizer and architecture", _optional_text(), ("blocks", "finetune")),
     Knob("corpus", "auto (mirror if APTBOOK_DATA is set, else gensim on smoke, hub elsewhere), "
          "mirror, hub or gensim", _choice("auto", "mirror", "hub", "gensim"), _PRETRAIN),
     Knob("max_articles", "use only the first N articles of the corpus (None: all)",

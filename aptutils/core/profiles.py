@@ -11,7 +11,7 @@ from .knobs import PROFILE_NAMES
 
 PAPER: dict[str, Any] = dict(
     # pre-training
-    pretrain="published", corpus="auto", max_articles=None, sample_mode="first", seq_len=128,
+    pretrain="published", model=None, corpus="auto", max_articles=None, sample_mode="first", seq_len=128,
     ws_list=(20_000, 40_000, 90_000), test_samples=5_000, tokenizer="bert-base-uncased",
     vocab_size=30_522, hidden_size=768, num_layers=6, num_heads=12, ffn_size=3072, dropout=0.1,
     mask_prob=0.15, batch_size=32, learning_rate=5e-5, weight_decay=0.01, epochs=50.0,

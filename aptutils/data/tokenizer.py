@@ -9,6 +9,7 @@ from pathlib import Path
 from ..core.errors import DataError
 from ..core.params import Settings
 from ..core.store import Store
+from ..data.checkpoint import checkpoint_tokenizer, checkpoint_tokenizer_params
 from ..data.corpus import Corpus, mirror_root
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -56,7 +57,10 @@ def sorted_vocab(vocab: dict[str, int]) -> dict[str, int]:
 
 
 def tokenizer_params(settings: Settings, corpus: Corpus) -> dict:
-    """What determines the tokenizer: a trained one depends on the corpus and vocabulary size."""
+    """What determines the tokenizer: a trained one depends on the corpus and vocabulary size;
+    an external checkpoint's (`model`) on its folder and files."""
+    if settings.values.get("model") is not None:
+        return checkpoint_tokenizer_params(settings.model)
     if settings.tokenizer == "wordpiece":
         return {"kind": "wordpiece", "corpus": corpus.fingerprint, "vocab_size": settings.vocab_size,
                 "ids": "sorted"}
@@ -73,9 +77,12 @@ def tokenizer_source(name: str) -> str:
 
 
 def load_tokenizer(settings: Settings, corpus: Corpus, store: Store | None = None):
-    """The tokenizer for these settings: trained and cached in the store, or loaded by name."""
+    """The tokenizer for these settings: an external checkpoint's own (`model`), else trained
+    and cached in the store, or loaded by name."""
     from transformers import AutoTokenizer
 
+    if settings.values.get("model") is not None:
+        return checkpoint_tokenizer(settings.model)
     if settings.tokenizer == "wordpiece":
         store = store or Store()
         folder = store.get_or_build("tokenizer", tokenizer_params(settings, corpus),

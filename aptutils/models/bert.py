@@ -4,9 +4,11 @@ Used by chapter 1 (pre-training) and by every chapter that reads a pre-trained m
 """
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertForMaskedLM
+from transformers import BertConfig, BertForMaskedLM, BertModel, BertPreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
 from ..core.params import Settings
@@ -30,6 +32,47 @@ class SparseHeadBertForMaskedLM(BertForMaskedLM):
         logits = self.cls(hidden[picked])
         loss = F.cross_entropy(logits.float(), labels[picked])
         return MaskedLMOutput(loss=loss, logits=logits)
+
+
+class BertTrunk(BertPreTrainedModel):
+    """A BERT without an MLM head (a checkpoint saved from a plain `BertModel`, e.g. a
+    sentence-embedding BERT): `.bert` as in `SparseHeadBertForMaskedLM`, no `.cls`. Loads a
+    `BertModel` checkpoint (no prefix) or the trunk of a `BertForMaskedLM` one."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.post_init()
+
+
+def has_head(model: torch.nn.Module) -> bool:
+    """Whether the model has its own MLM head (`model.cls`)."""
+    return hasattr(model, "cls")
+
+
+def checkpoint_model(folder, with_head: bool, trained: bool, pad_id: int, seed: int,
+                     device: str = "cpu") -> torch.nn.Module:
+    """An external checkpoint's model: `SparseHeadBertForMaskedLM` when it has an MLM head, else
+    `BertTrunk`; trained=False: the same architecture with fresh weights (seeded)."""
+    from transformers.utils import logging as hf_logging
+
+    if not sys.stderr.isatty():
+        hf_logging.disable_progress_bar()  # no loading bar flooding a notebook
+    kind = SparseHeadBertForMaskedLM if with_head else BertTrunk
+    config = BertConfig.from_pretrained(folder)
+    config.pad_token_id = pad_id
+    if trained:
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # a BertModel's pooler, unused here, is left out
+        try:
+            model = kind.from_pretrained(folder, config=config)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+    else:
+        torch.manual_seed(seed)
+        model = kind(config)
+    model.set_attn_implementation("eager" if device == "cpu" else "sdpa")
+    return model.eval()
 
 
 def bert_config(settings: Settings, vocab_size: int, pad_id: int) -> BertConfig:

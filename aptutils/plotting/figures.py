@@ -106,7 +106,8 @@ def metric_by_ws_figure(curves: dict[str, dict[int, float]], ylabel: str, title:
             axes.plot(sizes, line, "o-", label=name)
     for index, (name, value) in enumerate((dashed or {}).items(), start=len(curves)):
         axes.axhline(value, ls="--", lw=1, color=f"C{index % 10}", label=name)
-    axes.set(xscale="log", xlabel="W_S (pre-training samples)", ylabel=ylabel, title=fill(title, 60))
+    axes.set(xscale="log" if any(curves.values()) else "linear",  # no series: the rules alone
+             xlabel="W_S (pre-training samples)", ylabel=ylabel, title=fill(title, 60))
     axes.legend()
     plt.close(figure)
     return figure

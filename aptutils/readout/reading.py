@@ -29,6 +29,7 @@ from ..core.params import Settings
 from ..core.store import Store
 from ..data.heldout import settings_maskings
 from ..data.pretraining import PretrainingData, pretraining_data
+from ..models.bert import has_head
 from ..readout.counting import (
     BlockCounts,
     count_maskings,
@@ -197,13 +198,17 @@ def block_readers(settings: Settings, model, model_key: dict, ws: int, data: Pre
                   store: Store) -> tuple[BlockReader, ...]:
     """The readers counted block by block, named as `BLOCK_READERS` (probe, lens, tuned lens), on
     the settings' device with the model; the trained ones come from the store, or are trained
-    from one shared pass over W_S."""
+    from one shared pass over W_S. A model without an MLM head (`BertTrunk`) gets the probe only."""
     processes()  # under torchrun: the process group, and this process's GPU, before any move
     device = resolved_device(settings)
     model.to(device)
     positions = functools.cache(lambda: training_positions(settings, model, ws, data, device))
-    compiled(settings, model.cls)
+    if has_head(model):
+        compiled(settings, model.cls)
     probe = probe_heads(settings, model, model_key, ws, data, store, positions).to(device)
+    if not has_head(model):
+        compiled(settings, *probe)
+        return (ProbeReader(probe),)
     tuned = tuned_lens_translators(settings, model, model_key, ws, data, store, positions)
     compiled(settings, *probe)
     return ProbeReader(probe), LensReader(model), TunedLensReader(model, tuned.to(device))
@@ -223,6 +228,8 @@ def reader_training(settings: Settings, ws: int | None = None, trained: bool = T
     folders = {"probe": store.get("probes", reader_params(settings, model_key, PROBE_KNOBS)),
                "tuned-lens": store.get("tuned-lens",
                                        reader_params(settings, model_key, TUNED_LENS_KNOBS))}
+    if not has_head(model):
+        del folders["tuned-lens"]
     return {name: json.loads((folder / "training.json").read_text())
             for name, folder in folders.items()}
 
@@ -231,7 +238,7 @@ def block_counts(settings: Settings, ws: int | None = None, trained: bool = True
                  store: Store | None = None,
                  data: PretrainingData | None = None) -> dict[str, list[BlockCounts]]:
     """Counts per block for every reader over W_test: {"probe": [...], "lens": [...],
-    "tuned-lens": [...]}.
+    "tuned-lens": [...]} ({"probe": [...]} only for a model without an MLM head).
 
     ws: the model's W_S (default: `analysis_ws`); trained=False reads the untrained model.
     Every block pools `test_maskings` maskings of W_test; its confusion sums the kinds of the
@@ -251,7 +258,7 @@ def block_counts(settings: Settings, ws: int | None = None, trained: bool = True
                                 settings_maskings(settings, data), model.config.vocab_size, device)
         folder = built_once(store, "block-counts", params, lambda f: save_block_counts(f, counts))
     return {name: load_block_counts(folder, name, settings.kinds)
-            for name in BLOCK_READERS}
+            for name in (BLOCK_READERS if has_head(model) else ("probe",))}
 
 
 # how the block and series counts are made (part of their keys)
@@ -276,7 +283,10 @@ def series_counts(settings: Settings, store: Store | None = None,
                   data: PretrainingData | None = None) -> dict[int, TokenCounts]:
     """Per model of the W_S series (by W_S, smallest first): counts per (kind, token) at the
     last block, read through the model's own MLM head (fp32 argmax) over the same
-    `test_maskings` maskings of W_test as the block counts. One artifact per model."""
+    `test_maskings` maskings of W_test as the block counts. One artifact per model. An external
+    checkpoint (`model`) has no W_S series: {}."""
+    if settings.values.get("model") is not None:
+        return {}
     store = store or Store()
     data = data or pretraining_data(settings, store)
     return {ws: last_block_counts(settings, ws, data, store) for ws in settings.ws_list}

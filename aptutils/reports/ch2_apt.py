@@ -11,14 +11,12 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.apt import CONFIDENCE, apt_table, binned_means, depth_curve
-from ..analysis.baselines import RULES, best_rule
+from ..analysis.baselines import RULES
 from ..analysis.rises import (
     Interval,
     PositionReading,
     Rise,
     low_frequency_share,
-    mean_interval,
-    paired_difference,
     rank_correlation,
     rank_trend,
     rank_trend_beyond,
@@ -27,35 +25,22 @@ from ..analysis.rises import (
 from ..core.counts import TokenCounts
 from ..core.verdicts import Verdict, decide
 from ..readout.counting import BlockCounts
+from ..readout.readers import BLOCK_READERS
+from .ch2_series import (  # noqa: F401 (chapter 2 reads them through this module)
+    N_BOOT,
+    NO_SERIES,
+    RULE_GLOSS,
+    beats_rules,
+    c2_verdict,
+    direction,
+    largest_model,
+    series_table,
+    ws_figure_args,
+    ws_rise,
+    ws_title,
+)
 
-N_BOOT = 1000
 SHARE_BAR = 0.5  # C4: the low-frequency half must give more than this share of the rise
-RULE_GLOSS = {  # what it means when a model does not beat a rule on the reading
-    "most frequent token": "the model has not left the unigram plateau",
-    "copy the input": "the model does no more than copy its input",
-    "copy, else most frequent": "the model does no more than copy its input and answer the "
-                                "commonest token",
-}
-
-
-def beats_rules(model: TokenCounts, rules: dict[str, TokenCounts], reading: PositionReading,
-                where: str, seed: int) -> tuple[bool, str]:
-    """Whether the model's <APT> on the reading lies above the best trivial rule's (paired
-    bootstrap over tokens), and a sentence saying so."""
-    rule = best_rule(rules, reading.kinds, reading.min_occurrences)
-    model_apt, rule_apt = reading.apt(model), reading.apt(rules[rule])
-    level = mean_interval(model_apt, N_BOOT, seed)
-    difference = paired_difference(rule_apt, model_apt, N_BOOT, seed)
-    rule_level = float(np.nanmean(rule_apt)) if np.isfinite(rule_apt).any() else np.nan
-    said = (f"{reading.name} ⟨APT⟩ at {where} is {level}, against {rule_level:.3f} for the "
-            f"'{rule}' rule (difference {difference.text(signed=True)})")
-    if difference.above(0):
-        return True, said
-    return False, f"{said}: {RULE_GLOSS[rule]}"
-
-
-def _points(rise: Rise, label) -> str:
-    return ", ".join(f"{label(p)}: {level.estimate:.3f}" for p, level in zip(rise.points, rise.levels))
 
 
 def c1_verdict(last: TokenCounts, rules: dict[str, TokenCounts], frequency: np.ndarray,
@@ -97,36 +82,6 @@ def c1_verdict(last: TokenCounts, rules: dict[str, TokenCounts], frequency: np.n
     if not holds:
         why += "; " + beats_rules(last, rules, reading, where, seed)[1]
     return Verdict("C1", shown, statistic, decide(holds), why)
-
-
-def ws_rise(series: dict[int, TokenCounts], reading: PositionReading, seed: int) -> Rise:
-    """<APT> (reading, last block, own head) along the W_S series, with paired steps."""
-    return rise_along({ws: reading.apt(series[ws]) for ws in sorted(series)}, N_BOOT, seed,
-                      "W_S")
-
-
-def c2_verdict(rise: Rise, largest: TokenCounts, rules: dict[str, TokenCounts],
-               reading: PositionReading, seed: int) -> Verdict:
-    """C2: every step up of W_S raises <APT> (reading, last block, each model's own head): the
-    paired bootstrap interval over tokens of each step's difference lies above 0."""
-    statistic = (f"per step up of W_S, paired bootstrap {CONFIDENCE:.0%} CI over tokens of the "
-                 f"change of ⟨APT⟩ (last block, model's own head), {reading.describe()}; holds if "
-                 "every step's CI lies above 0")
-    shown = _points(rise, lambda ws: f"{ws:,}")
-    if len(rise.points) < 2:
-        return Verdict("C2", shown, statistic, decide(None), "the series has a single W_S")
-    steps = list(zip(rise.points, rise.points[1:], rise.steps))
-    said = "; ".join(f"{a:,} → {b:,}: {step.text(signed=True)}" for a, b, step in steps)
-    holds = all(step.above(0) for _, _, step in steps)
-    if holds:
-        return Verdict("C2", shown, statistic, decide(True),
-                       f"every step up of W_S raises {reading.name} ⟨APT⟩: {said}")
-    unresolved = "; ".join(f"{a:,} → {b:,} changes it by {step.text(signed=True)}"
-                           for a, b, step in steps if not step.above(0))
-    where = f"W_S = {rise.points[-1]:,} (last block)"
-    return Verdict("C2", shown, statistic, decide(False),
-                   f"not every step raises {reading.name} ⟨APT⟩ significantly: {unresolved}; "
-                   + beats_rules(largest, rules, reading, where, seed)[1])
 
 
 def depth_rise(blocks: list[BlockCounts], reading: PositionReading, seed: int) -> Rise:
@@ -199,23 +154,10 @@ def c4_verdict(share: Interval, rise: Rise, reading: PositionReading, protocol: 
     return Verdict("C4", shown, statistic, decide(holds), why)
 
 
-def direction(interval: Interval, rises: str = "rises", falls: str = "falls",
-              flat: str = "no change resolved") -> str:
-    """`rises`, `falls` or `flat`, from where the interval lies around 0."""
-    return rises if interval.above(0) else falls if interval.below(0) else flat
-
-
 def depth_title(rise: Rise, reading: PositionReading, protocol: str) -> str:
     return (f"{reading.name} ⟨APT⟩ along the blocks ({protocol}): "
             f"{direction(rise.total)} from block 0 to {rise.points[-1]}, "
             f"{rise.total.text(signed=True)}")
-
-
-def ws_title(rise: Rise, reading: PositionReading) -> str:
-    if len(rise.points) < 2:
-        return f"{reading.name} ⟨APT⟩ against W_S (one model)"
-    return (f"{reading.name} ⟨APT⟩ against W_S: {direction(rise.total)} from "
-            f"{rise.points[0]:,} to {rise.points[-1]:,}, {rise.total.text(signed=True)}")
 
 
 def frequency_title(last: TokenCounts, frequency: np.ndarray, reading: PositionReading,
@@ -257,11 +199,44 @@ def kinds_sentence(summary: pd.DataFrame, reader: str, reading: PositionReading)
 
 
 def setup_sentence(ws: int, blocks: list[BlockCounts], reading: PositionReading,
-                   protocol: str) -> str:
-    """What the chapter reads: the model, W_test's positions by kind, the reading, the protocol."""
+                   protocol: str, model: str | None = None, counts: dict | None = None) -> str:
+    """What the chapter reads: the model, W_test's positions by kind, the reading, the protocol;
+    for an external checkpoint (`model`), what W_S means and which readers it lacks (`counts`:
+    reader name -> blocks)."""
+    return checkpoint_sentence(ws, model, counts) + _positions_sentence(ws, blocks, reading,
+                                                                        protocol, model is None)
+
+
+def checkpoint_sentence(ws: int, model: str | None, counts: dict | None = None) -> str:
+    """For an external checkpoint: what is read, what W_S stands for, and the readers it lacks
+    (`counts`: reader name -> blocks; None: not said); "" for the book's own models."""
+    if model is None:
+        return ""
+    return (f"Model read block by block: the external checkpoint `{model}`, with its own "
+            f"tokenizer. It has no W_S series: its readers train on the first W_S = {ws:,} samples "
+            "of this corpus's training pool tokenised with the checkpoint's tokenizer, and the "
+            "'W_S frequency' of C1 and the figures is each token's count in those samples (not "
+            "in the checkpoint's own, unknown, pre-training data). "
+            + (missing_readers_sentence(counts) if counts is not None else ""))
+
+
+def missing_readers_sentence(counts: dict) -> str:
+    """Why readers of `BLOCK_READERS` absent from `counts` were not counted, or ""."""
+    missing = [name for name in BLOCK_READERS if name not in counts]
+    if not missing:
+        return ""
+    return (f"Not available: {', '.join(missing)}. The checkpoint holds no MLM head (a plain "
+            "BertModel): the lens reads every block through the model's own MLM head and the "
+            "tuned lens maps every block onto that head's output distribution, so neither exists "
+            "here; the probe, which trains its own head on each frozen block, reads it. ")
+
+
+def _positions_sentence(ws: int, blocks: list[BlockCounts], reading: PositionReading,
+                        protocol: str, own_series: bool) -> str:
     counts = blocks[-1].counts
     tokens = int(np.isfinite(reading.apt(counts)).sum())
-    return (f"Model read block by block: W_S = {ws:,} samples. W_test, {reading.maskings} "
+    return ((f"Model read block by block: W_S = {ws:,} samples. " if own_series else "")
+            + f"W_test, {reading.maskings} "
             f"masking{'s' * (reading.maskings != 1)} pooled: "
             f"{int(counts.total.sum()):,} modified positions ("
             + ", ".join(f"{kind} {int(counts.occurrences(kind).sum()):,}"
@@ -347,35 +322,6 @@ def decomposition_caption(reading: PositionReading) -> str:
             "groups: equal-count quantiles of their W_S frequency (group 0 the rarest).")
 
 
-def ws_figure_args(rise: Rise, series: dict[int, TokenCounts], rules: dict[str, TokenCounts],
-                   reading: PositionReading) -> dict:
-    """`metric_by_ws_figure` arguments: <APT> (reading, own head) with intervals, <APT> on all
-    kinds, and the rules' <APT> on the reading (dashed)."""
-    name = f"⟨APT⟩ {reading.name}"
-    levels = dict(zip(rise.points, rise.levels))
-    curves = {name: {ws: v.estimate for ws, v in levels.items()},
-              "⟨APT⟩ all": {ws: c.mean_apt(None, reading.min_occurrences) for ws, c in series.items()}}
-    dashed = {f"{rule} rule, {name}": rules[rule].mean_apt(reading.kinds, reading.min_occurrences)
-              for rule in RULES if rule in rules}
-    return {"curves": curves, "intervals": {name: {ws: (v.low, v.high) for ws, v in levels.items()}},
-            "dashed": dashed, "ylabel": "held-out ⟨APT⟩ (last block, own head)",
-            "title": ws_title(rise, reading)}
-
-
-def series_table(series: dict[int, TokenCounts], rules: dict[str, TokenCounts],
-                 reading: PositionReading) -> pd.DataFrame:
-    """Per model of the series (and per rule): <APT> and token-weighted accuracy on the reading
-    and on all kinds, same W_test positions."""
-    rows = {**{f"W_S = {ws:,}": c for ws, c in sorted(series.items())},
-            **{f"rule: {rule}": rules[rule] for rule in RULES if rule in rules}}
-    return pd.DataFrame({
-        f"⟨APT⟩ {reading.name}": {k: c.mean_apt(reading.kinds, reading.min_occurrences)
-                                  for k, c in rows.items()},
-        "⟨APT⟩ all": {k: c.mean_apt(None, reading.min_occurrences) for k, c in rows.items()},
-        f"accuracy {reading.name}": {k: c.kind_accuracy(reading.kinds) for k, c in rows.items()},
-        "accuracy all": {k: c.accuracy for k, c in rows.items()}})
-
-
 LENS_HEAD_NOTE = ("at the last block the lens is the very head the model was trained with there, so "
                   "a fresh head of the same form (the probe) can at best match it")
 
@@ -386,6 +332,9 @@ def readers_sentence(counts: dict, reading: PositionReading) -> str:
     last = {name: blocks[-1].counts for name, blocks in counts.items()}
     parts = [f"{name} {c.kind_accuracy(reading.kinds):.3f} / "
              f"{c.mean_apt(reading.kinds, reading.min_occurrences):.3f}" for name, c in last.items()]
+    if "lens" not in last:
+        return (f"At the last block, accuracy / ⟨APT⟩ on the {reading.name} positions: "
+                f"{'; '.join(parts)}. " + missing_readers_sentence(counts)).strip()
     probe, lens = (last[n].mean_apt(reading.kinds, reading.min_occurrences) for n in ("probe", "lens"))
     verdict = ("the probe reads at least as well as the lens" if probe >= lens else
                f"the probe reads below the lens by {lens - probe:.3f} in ⟨APT⟩: {LENS_HEAD_NOTE}")

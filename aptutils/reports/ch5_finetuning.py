@@ -14,7 +14,7 @@ from ..core import exports
 from ..core.params import Settings
 from ..core.verdicts import Verdict, decide
 from ..data.tasks import SUBSET_NOTES, TASK_TITLES, TASKS, Task
-from ..training.finetune import PROTOCOL_NAMES, FinetuneResult
+from ..training.finetune import PROTOCOL_NAMES, FinetuneResult, analysis_spec, series_specs
 from ..training.pooling import task_pooling
 from ..training.pretrain import analysed_ws
 
@@ -161,7 +161,7 @@ def c8_verdict(results: list[FinetuneResult], settings: Settings) -> Verdict:
             f"on {task} ({POOLING_NAMES[row.pooling]}) accuracy {row.direction} from block 0 "
             f"({row.first:.3f}) to block {last} ({row.last:.3f}): its CI "
             f"{_interval(row.ci_low, row.ci_high)} does not lie above 0" for task, row in failing.iterrows())
-    return Verdict("C8", f"{'; '.join(figures)} (block 0 → {last}, W_S={analysed_ws(settings):,}, "
+    return Verdict("C8", f"{'; '.join(figures)} (block 0 → {last}, {analysis_spec(settings).label}, "
                    f"frozen trunk)",
                    f"paired bootstrap {CONFIDENCE:.0%} CI over the test samples of acc(block {last}) "
                    f"− acc(block 0); holds if every task's CI lies above 0", decide(failing.empty),
@@ -183,7 +183,8 @@ def ws_comparisons(results: list[FinetuneResult], settings: Settings) -> pd.Data
     rows = []
     for name in TASKS:
         untrained = find_result(results, name, protocol, analysed_ws(settings), pretrained=False)
-        series = [find_result(results, name, protocol, ws) for ws in settings.ws_list]
+        series = [find_result(results, name, protocol, spec.ws)
+                  for spec in series_specs(settings) if spec.pretrained]
         pairs = [(model, untrained, "vs untrained") for model in series]
         pairs += [(larger, smaller, "step") for smaller, larger in zip(series, series[1:])]
         for after, before, kind in pairs:
@@ -200,6 +201,10 @@ def c12_verdict(results: list[FinetuneResult], settings: Settings) -> Verdict:
     holds if the largest W_S beats the untrained model (CI above 0) and no step along the W_S
     series steps back significantly (no step's CI below 0)."""
     protocol, last = c12_protocol(settings), settings.num_layers
+    if settings.values.get("model") is not None:
+        return Verdict("C12", "", f"accuracy at block {last} along the W_S series",
+                       decide(None), f"the model is an external checkpoint "
+                       f"({analysis_spec(settings).label}), which has no W_S series")
     comparisons = ws_comparisons(results, settings)
     largest = f"W_S={settings.ws_list[-1]:,}"
     beats = comparisons[(comparisons["kind"] == "vs untrained") & (comparisons["model"] == largest)]
@@ -241,15 +246,16 @@ def ws_headline(comparisons: pd.DataFrame, settings: Settings) -> str:
 def accuracy_sentence(table: pd.DataFrame, settings: Settings) -> str:
     """One Markdown paragraph: accuracy at block 0 and at the last block per task, against chance
     and the untrained model (frozen protocol)."""
-    ws, last = analysed_ws(settings), settings.num_layers
+    last, model = settings.num_layers, analysis_spec(settings).label
     frozen = table[table["protocol"] == "frozen"].set_index(["task", "model", "block"])["accuracy"]
+    said = analysis_spec(settings).described
     parts = []
     for title, rows in table.groupby("task", sort=False):
         chance = rows["chance"].iloc[0]
         parts.append(
-            f"on {title} ({rows['test_samples'].iloc[0]:,} test samples, chance {chance:.3f}) the "
-            f"model pre-trained on W_S={ws:,} goes from {frozen[title, f'W_S={ws:,}', 0]:.3f} at "
-            f"block 0 to {frozen[title, f'W_S={ws:,}', last]:.3f} at block {last}, the untrained "
+            f"on {title} ({rows['test_samples'].iloc[0]:,} test samples, chance {chance:.3f}) "
+            f"{said} goes from {frozen[title, model, 0]:.3f} at "
+            f"block 0 to {frozen[title, model, last]:.3f} at block {last}, the untrained "
             f"one from {frozen[title, 'untrained', 0]:.3f} to {frozen[title, 'untrained', last]:.3f}")
     return "With the trunk frozen, " + "; ".join(parts) + "."
 

@@ -14,7 +14,7 @@ from ..core.counts import reading_name
 from ..core.params import Settings
 from ..core.verdicts import Verdict, decide
 from ..data.tasks import TASKS
-from ..training.pretrain import analysed_ws
+from ..training.finetune import analysis_spec
 
 
 def dependence(low: float, high: float, bound: float) -> str:
@@ -67,7 +67,7 @@ def c9_verdict(correlations: pd.DataFrame, reliability: pd.DataFrame, settings: 
             f"on {r.task} confidence {dependence(r.ci_low, r.ci_high, bound)}"
             for r in rows[~within].itertuples()))
         reason = f"input APT is reliable ({shown}) and the positive control is flagged; {found}"
-    return Verdict("C9", f"{this_run}; block {last}, frozen trunk, W_S={analysed_ws(settings):,}",
+    return Verdict("C9", f"{this_run}; block {last}, frozen trunk, {analysis_spec(settings).label}",
                    f"Spearman ρ(max-softmax confidence, mean input APT) with bootstrap {CONFIDENCE:.0%} "
                    f"CI; input APT on the {reading_name(settings.kinds)} W_test positions of tokens "
                    f"seen there {settings.token_min_occurrences}+ times; holds if every CI lies within "
@@ -122,8 +122,7 @@ def coverage_sentence(coverage: pd.DataFrame, settings: Settings) -> str:
     parts = [f"{row.Index}: {row.tokens_without_apt:,} of {row.input_tokens:,} input tokens "
              f"({row.share_without_apt:.1%}) and {row.samples_dropped:,} of {row.test_samples:,} "
              f"samples" for row in coverage.itertuples()]
-    return (f"APT comes from the last block of the model pre-trained on W_S="
-            f"{analysed_ws(settings):,}, under the `{settings.protocol}` protocol, on the "
+    return (f"APT comes from the last block of {analysis_spec(settings).described}, under the `{settings.protocol}` protocol, on the "
             f"{reading_name(settings.kinds)} modified positions of W_test (`kinds`). A token seen "
             f"there fewer than {settings.token_min_occurrences} times has no APT: it is left out "
             f"of its sample's mean, and a sample none of whose tokens has an APT is dropped. Left out — "

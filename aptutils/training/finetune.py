@@ -29,7 +29,7 @@ from ..data.pretraining import PretrainingData, pretraining_data
 from ..data.tasks import TASKS, Task, load_tasks
 from ..training.classifier import SplitRows, fine_tune_block
 from ..training.pooling import pooled_block_features, task_pooling
-from ..training.pretrain import analysed_ws, model_params, readout_model
+from ..training.pretrain import analysed_ws, readout_key, readout_model
 
 PROTOCOL_NAMES = {"frozen": "frozen trunk, linear head", "full": "full fine-tuning"}
 HEAD_KNOBS = ("precision", "head_steps", "head_l2")
@@ -40,19 +40,29 @@ FULL_KNOBS = ("finetune_epochs", "finetune_lr", "finetune_batch", "weight_decay"
 @dataclass(frozen=True)
 class ModelSpec:
     """One trunk to fine-tune: the model pre-trained on W_S samples, or (pretrained=False) the
-    same architecture with random weights (seeded)."""
+    same architecture with random weights (seeded). checkpoint: the `model` knob where an
+    external checkpoint is read (W_S then only names the samples), else None."""
 
     ws: int
     pretrained: bool
+    checkpoint: str | None = None
 
     @property
     def label(self) -> str:
-        return f"W_S={self.ws:,}" if self.pretrained else "untrained"
+        if not self.pretrained:
+            return "untrained"
+        return f"checkpoint {Path(self.checkpoint).name}" if self.checkpoint else f"W_S={self.ws:,}"
+
+    @property
+    def described(self) -> str:
+        """The model in a sentence: "the model pre-trained on W_S=…", "the checkpoint …"."""
+        if self.pretrained and not self.checkpoint:
+            return f"the model pre-trained on W_S={self.ws:,}"
+        return f"the {self.label}" + ("" if self.pretrained else " model")
 
     def key(self, settings: Settings, data: PretrainingData) -> dict:
         """The model's part of an artifact key (the same as the readout chapters use)."""
-        base = model_params(settings, data, self.ws)
-        return base if self.pretrained else {**base, "untrained": True}
+        return readout_key(settings, self.ws, self.pretrained, data)
 
     def load(self, settings: Settings, data: PretrainingData, store: Store):
         return readout_model(settings, self.ws, self.pretrained, data, store)[0]
@@ -60,11 +70,14 @@ class ModelSpec:
 
 def analysis_spec(settings: Settings) -> ModelSpec:
     """The model read block by block in chapters 2-4 and 6 (W_S = `analysis_ws`)."""
-    return ModelSpec(analysed_ws(settings), True)
+    return ModelSpec(analysed_ws(settings), True, settings.values.get("model"))
 
 
 def series_specs(settings: Settings) -> list[ModelSpec]:
-    """Every model of the W_S series, then the untrained baseline."""
+    """Every model of the W_S series (an external checkpoint: it alone), then the untrained
+    baseline."""
+    if settings.values.get("model") is not None:
+        return [analysis_spec(settings), ModelSpec(analysed_ws(settings), False)]
     return [ModelSpec(ws, True) for ws in settings.ws_list] + [ModelSpec(analysed_ws(settings), False)]
 
 

@@ -29,9 +29,15 @@ from ..core.device import resolved_device
 from ..core.errors import ParameterError
 from ..core.params import Settings
 from ..core.store import Store
+from ..data.checkpoint import checkpoint_folder, checkpoint_params, has_mlm_head
 from ..data.masking import KIND_NAMES, MLMCollator, mask_tokens
 from ..data.pretraining import PretrainingData, pretraining_data
-from ..models.bert import SparseHeadBertForMaskedLM, new_model, parameter_count
+from ..models.bert import (
+    SparseHeadBertForMaskedLM,
+    checkpoint_model,
+    new_model,
+    parameter_count,
+)
 from ..training.evaluation import heldout_counts
 from ..training.published import published_folder
 
@@ -306,8 +312,25 @@ def analysed_ws(settings: Settings) -> int:
     return ws
 
 
+def readout_key(settings: Settings, ws: int, trained: bool, data: PretrainingData) -> dict:
+    """The key of the model `readout_model` gives (its part of artifact keys)."""
+    if settings.values.get("model") is None:
+        key = model_params(settings, data, ws)
+    else:
+        key = checkpoint_params(settings.model, data.samples.folder.name, ws)
+    return key if trained else {**key, "untrained": True}
+
+
 def readout_model(settings: Settings, ws: int, trained: bool, data: PretrainingData, store: Store):
-    """(model, key): the pre-trained model of W_S, or the same architecture untrained (seeded)."""
+    """(model, key): the pre-trained model of W_S, or the same architecture untrained (seeded);
+    with `model` set, the external checkpoint (W_S then only sizes the samples its readers
+    train on), or its architecture untrained."""
+    if settings.values.get("model") is not None:
+        name = settings.model
+        model = checkpoint_model(checkpoint_folder(name), has_mlm_head(name), trained,
+                                 data.tokenizer.pad_token_id, settings.seed,
+                                 resolved_device(settings))
+        return model, readout_key(settings, ws, trained, data)
     if trained:
         return pretrained_model(settings, ws, data, store).load(), model_params(settings, data, ws)
     tokenizer = data.tokenizer
