@@ -2,7 +2,6 @@
 pairs (`aptutils.core.numbers`), after the sanitize file removed machine paths and column padding.
 Outputs that differ only below that precision compare equal; a drift in a figure, or a changed
 verdict, fails. Last, nbval itself catches a drift planted in a copy of an executed chapter."""
-import json
 import os
 import re
 import subprocess

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +136,7 @@ def build_layer_readout(folder: Path, settings: Settings, data: ImageData, cnn: 
     heads = new_heads(train_features, len(data.label_names), settings.seed)
     losses = train_heads_jointly(heads, train_features, torch.from_numpy(labels), settings.head_epochs,
                                  HEAD_LEARNING_RATE, HEAD_BATCH, settings.seed, bf16=False,
-                                 progress=sys.stderr.isatty())
+                                 progress=True)
     del train_features
     reader, test_labels = LayerReader(heads), torch.from_numpy(data.test_labels)
     test_features = layer_features(model, data.test_images, grid, device)

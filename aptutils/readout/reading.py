@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -158,7 +157,7 @@ def probe_heads(settings: Settings, model, model_key: dict, ws: int, data: Pretr
         _train_reader(folder, f"{blocks} probe heads", training, stopping,
                       lambda: train_probe_heads_until_stop(
                           heads, training, settings.probe_lr, settings.probe_batch, settings.seed,
-                          stopping, device, progress=sys.stderr.isatty()))
+                          stopping, device, progress=True))
         torch.save(trained_state(heads.cpu()), folder / "heads.pt")
 
     folder = built_once(store, "probes", reader_params(settings, model_key, PROBE_KNOBS), build)
@@ -184,7 +183,7 @@ def tuned_lens_translators(settings: Settings, model, model_key: dict, ws: int,
                       lambda: train_tuned_lens(
                           translators, model.cls, training, settings.tuned_lens_lr,
                           settings.probe_batch, settings.seed, stopping, device,
-                          progress=sys.stderr.isatty()))
+                          progress=True))
         torch.save(translators.cpu().state_dict(), folder / "translators.pt")
 
     folder = built_once(store, "tuned-lens", reader_params(settings, model_key, TUNED_LENS_KNOBS),

@@ -7,7 +7,6 @@ head's and the tail's opening entity markers, [head; tail]. Used by chapters 5 a
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..core.device import autocast, resolved_device
 from ..core.params import Settings
+from ..core.progress import trainer_progress
 from ..training.pooling import (
     FEATURE_BATCH,
     batch_entities,
@@ -109,7 +109,7 @@ def full_training_arguments(settings: Settings, work_dir: Path, samples: int) ->
         fp16=settings.precision == "fp16", use_cpu=device == "cpu", eval_strategy="no",
         save_strategy="no", logging_steps=max(1, steps // 5), seed=settings.seed,
         data_seed=settings.seed, report_to="none", remove_unused_columns=False,
-        disable_tqdm=not sys.stderr.isatty(), dataloader_num_workers=0,
+        disable_tqdm=True, dataloader_num_workers=0,  # core.progress draws the live bar
     )
 
 
@@ -144,7 +144,8 @@ def fine_tune_block(model, block: int, pooling: str, classes: int, train: SplitR
     classifier = BlockClassifier(model.bert, block, pooling, classes, settings.dropout)
     trainer = Trainer(model=classifier, args=full_training_arguments(settings, work_dir, len(train.ids)),
                       train_dataset=LabelledRows(train.ids, train.labels, train.entities),
-                      data_collator=TrimmingCollator(pad_id))
+                      data_collator=TrimmingCollator(pad_id),
+                      callbacks=[trainer_progress("full fine-tuning")])
     trainer.remove_callback(PrinterCallback)
     result = trainer.train()
     device, precision = resolved_device(settings), settings.precision

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +82,7 @@ def train_cnn(model: VGGStyleCNN, images: np.ndarray, labels: np.ndarray, epochs
             close_epoch(step)
 
     train_steps(model.parameters(), epoch_batches(), losses, learning_rate,
-                warmup_then_decay(total), total, progress=sys.stderr.isatty(), desc="CNN")
+                warmup_then_decay(total), total, progress=True, desc="CNN")
     model.eval()
     return log
 

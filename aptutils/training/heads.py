@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.device import autocast
+from ..core.progress import live_bar
 
 WEIGHT_DECAY = 0.01
 HELD_OUT_CHUNK = 2048  # held-out positions per evaluation pass: [chunk, vocab] logits at a time
@@ -31,16 +32,14 @@ def train_steps(parameters: Iterable[torch.nn.Parameter], batches: Iterable[torc
     batches: index tensors [B] (drawn lazily, so seeded draws interleave with the steps as the
     loop consumes them); step_losses(batch) returns the per-head scalar losses of one batch (it
     opens its own autocast region); their sum is minimised. schedule(step) is the factor on
-    `learning_rate` at step 0, 1, ...; steps only sizes the progress bar (shown when `progress`,
-    i.e. where a terminal watches). after_step(n), if given, runs after the n-th step (n = 1, 2,
+    `learning_rate` at step 0, 1, ...; steps only sizes the live bar (`progress`: drawn where a
+    terminal watches, core.progress). after_step(n), if given, runs after the n-th step (n = 1, 2,
     ...) and ends the loop by returning True. Returns each step's losses (nats), [steps][heads].
     """
-    from tqdm.auto import tqdm
-
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=WEIGHT_DECAY)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     history = []
-    for batch in tqdm(batches, total=steps, desc=desc, disable=not progress, mininterval=5):
+    for batch in live_bar(batches, total=steps, desc=desc) if progress else batches:
         losses = step_losses(batch)
         torch.stack(losses).sum().backward()
         optimizer.step()

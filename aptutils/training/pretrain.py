@@ -28,6 +28,7 @@ from ..core.counts import IGNORE, TokenCounts
 from ..core.device import resolved_device
 from ..core.errors import ParameterError
 from ..core.params import Settings
+from ..core.progress import trainer_progress
 from ..core.store import Store
 from ..data.checkpoint import checkpoint_folder, checkpoint_params, has_mlm_head
 from ..data.masking import KIND_NAMES, MLMCollator, mask_tokens
@@ -179,7 +180,7 @@ def training_arguments(settings: Settings, work_dir: Path, ws: int) -> TrainingA
         eval_strategy="steps", eval_steps=settings.eval_every, save_strategy="steps",
         save_steps=settings.eval_every, save_total_limit=1, logging_steps=max(1, settings.eval_every // 5),
         seed=settings.seed, data_seed=settings.seed, report_to="none", remove_unused_columns=False,
-        disable_tqdm=not sys.stderr.isatty(), dataloader_num_workers=0,
+        disable_tqdm=True, dataloader_num_workers=0,  # core.progress draws the live bar
         torch_compile=settings.torch_compile, ddp_find_unused_parameters=False,
     )
 
@@ -220,7 +221,9 @@ def train_mlm(folder: Path | None, settings: Settings, data: PretrainingData, ws
         eval_dataset=TokenRows(samples.array("test_ids")),
         data_collator=GlobalBatchCollator(tokenizer, settings.mask_prob,
                                           int(os.environ.get("RANK", "0")), world_size()),
-        callbacks=[ProgressLines(f"W_S={ws}")], heldout=heldout,
+        callbacks=[ProgressLines(f"W_S={ws}"),
+                   trainer_progress(f"pre-training W_S={ws}", settings.batch_size * settings.seq_len)],
+        heldout=heldout,
     )
     trainer.remove_callback(PrinterCallback)
     resume = last_complete_checkpoint(work_dir)
