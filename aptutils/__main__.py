@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -127,10 +126,9 @@ def import_part_command(args) -> int:
 
 
 def render(args) -> int:
-    from .core.store import REPO_ROOT
+    from .notebooks import render_book
 
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    return subprocess.call([str(jupyter_book), "build", str(REPO_ROOT), "--all", "-W", "--keep-going"])
+    return render_book(capture=False).returncode
 
 
 def pretrain(args) -> int:

@@ -117,9 +117,10 @@ def execute_chapter(source: Path, output: Path, parameters: dict[str, Any]) -> N
     hide_executed_parameters([output])  # papermill's injected cell, hidden like the parameters
 
 
-def render_book(path_output: Path | None = None):
+def render_book(path_output: Path | None = None, capture: bool = True):
     """Render the executed book/ with Jupyter Book (warnings as errors), into `path_output`/_build
-    (default: the repository's _build); returns the finished process, its output captured."""
+    (default: the repository's _build); returns the finished process, its output captured
+    (`capture`) or shown in this terminal."""
     import subprocess
     import sys
 
@@ -127,7 +128,7 @@ def render_book(path_output: Path | None = None):
     command = [str(jupyter_book), "build", str(REPO_ROOT), "--all", "-W", "--keep-going"]
     if path_output is not None:
         command[3:3] = ["--path-output", str(path_output)]
-    return subprocess.run(command, capture_output=True, text=True)
+    return subprocess.run(command, capture_output=capture, text=True)
 
 
 def pytest_configure(config) -> None:

@@ -24,3 +24,15 @@ def smoke_store(tmp_path_factory):
 def isolated_store(smoke_store, monkeypatch):
     monkeypatch.setenv("APTBOOK_STORE", str(smoke_store))
     return smoke_store
+
+
+@pytest.fixture(scope="session")
+def chapter_1_on_smoke(tmp_path_factory, smoke_store):
+    """Chapter 1 executed once on the smoke profile (tests read it; they write copies, not it)."""
+    from aptutils.notebooks import chapter_sources, execute_chapter
+
+    output = tmp_path_factory.mktemp("chapter-1") / "01.ipynb"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("APTBOOK_STORE", str(smoke_store))
+        execute_chapter(chapter_sources()[0], output, {"profile": "smoke"})
+    return output

@@ -32,9 +32,8 @@ def test_every_chapter_has_an_in_sync_parameters_cell():
 
 
 @pytest.mark.chapter
-def test_chapter_1_on_smoke(tmp_path):
-    output = tmp_path / "01.ipynb"
-    execute_chapter(chapter_sources()[0], output, {"profile": "smoke"})
+def test_chapter_1_on_smoke(chapter_1_on_smoke):
+    output = chapter_1_on_smoke
     notebook = nbformat.read(output, as_version=4)
     text = outputs_text(notebook)
     assert "W_S (samples)" in text and "unigram plateau" in text

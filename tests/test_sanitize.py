@@ -15,7 +15,6 @@ from nbval.plugin import get_sanitize_patterns
 from aptutils.core.numbers import NUMBER, agree, align_numbers, align_outputs
 from aptutils.core.store import REPO_ROOT
 from aptutils.core.verdicts import MODELS_MIME, Verdict, report
-from aptutils.notebooks import chapter_sources, execute_chapter
 
 SANITIZE_FILE = Path(__file__).parent / "nbval_sanitize.cfg"
 
@@ -112,10 +111,8 @@ def plant_drift(text: str) -> str:
 
 
 @pytest.mark.chapter
-def test_nbval_catches_a_drift_planted_in_a_copy_of_an_executed_chapter(tmp_path):
-    executed = tmp_path / "executed.ipynb"
-    execute_chapter(chapter_sources()[0], executed, {"profile": "smoke"})
-    notebook = nbformat.read(executed, as_version=4)
+def test_nbval_catches_a_drift_planted_in_a_copy_of_an_executed_chapter(tmp_path, chapter_1_on_smoke):
+    notebook = nbformat.read(chapter_1_on_smoke, as_version=4)
     checked = checked_cells(notebook)
     records = next(n for n, i in checked.items()
                    if any(MODELS_MIME in o.get("data", {}) for o in notebook.cells[i].outputs))
