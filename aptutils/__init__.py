@@ -12,8 +12,9 @@ each importing only from the layers below it (tests/test_layers.py keeps it so):
     training   pretrain, published, evaluation,        Trainer pre-training, the one head loop,
                heads, finetune, cnn                    fine-tuning
     models     bert, vgg                               the sparse-head BERT, the CNN
-    data       corpus, tokenizer, masking,             Wikipedia, W_S / W_test, tasks, images
-               pretraining, tasks, images
+    data       corpus, tokenizer, masking,             Wikipedia, W_S / W_test (and its
+               pretraining, heldout, extension,        extension), tasks, images
+               tasks, images
     core       knobs, profiles, params, store,         parameters, artifacts, precision, counts,
                device, counts, errors, verdicts        verdict records
 

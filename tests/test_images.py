@@ -1,6 +1,7 @@
 """Chapter 7's machinery on hand-made inputs: single-filter masking, per-layer feature caching,
-filter label sets and SNR, label clusters by chapter 3's rule and null, the verdict (planted
-label clusters pass, shuffled ones fail), the figures, knobs."""
+filter label sets and SNR, the shuffled-weights null, C11's verdict (planted filter label sets
+that sharpen pass, shuffled ones fail) and its power, the secondary label-confusion reading by
+chapter 3's rule and null, the figures, knobs."""
 import json
 
 import numpy as np
@@ -11,11 +12,13 @@ import torch.nn.functional as F
 
 from aptutils.analysis import filters
 from aptutils.analysis.clusters import ClusterRule, shuffled_errors
+from aptutils.analysis.power import DETECTED, weakest_detected
 from aptutils.analysis.structure import partition
 from aptutils.core.errors import ParameterError
 from aptutils.core.params import resolve
 from aptutils.data import images
 from aptutils.models import vgg
+from aptutils.plotting import image_figures, power_figures
 from aptutils.plotting.figures import (
     cluster_sizes_by_depth_figure,
     metric_by_depth_figure,
@@ -75,7 +78,9 @@ def test_a_filter_recognises_the_labels_it_fires_on_and_votes_for():
     assert found.recognised.tolist() == [[True, True, False]]
     assert found.sizes.tolist() == [2]
     # inside {0, 1} x {0, 1}: mean 0.625; outside, rows 0-1: (0.25 + 0) / 2 = 0.125
+    np.testing.assert_allclose(found.parts(), [[2.5, 4, 0.25, 2]])
     assert found.snr() == pytest.approx(5.0)
+    assert found.mean_size() == 2
 
 
 def test_a_filter_without_clusters_or_noise():
@@ -109,6 +114,111 @@ def test_the_cnn_pools_every_second_layer_down_to_2x2():
     assert vgg.layer_channels(9, 3) == [3, 3, 6, 6, 12, 12, 24, 24, 24]
 
 
+def planted_filters(strengths=(0.3, 2.0), size=2, count=24) -> layers.LayerReadout:
+    """One conv layer per strength, `count` filters on 10 labels, each firing on every label:
+    fields uniform in [0, 0.2), plus `strength` on set x set, filter c's set being labels c,
+    c + 1, ... (mod 10)."""
+    rng = np.random.default_rng(0)
+    sets = (np.arange(10) - np.arange(count)[:, None]) % 10 < size  # [C, L]
+    block = sets[:, :, None] & sets[:, None, :]
+    fields = [rng.uniform(0, 0.2, (count, 10, 10)) + s * block for s in strengths]
+    return layers.LayerReadout(np.linspace(0.4, 0.8, len(strengths)), np.zeros((len(strengths), 10, 10)),
+                               fields, [np.ones((count, 10))] * len(strengths),
+                               [np.zeros(count)] * len(strengths))
+
+
+def c11_of(readout: layers.LayerReadout):
+    test = filters.c11_test(readout, 0.3, 20, 0)
+    return ch7_image_analogy.c11_verdict(test, filters.filter_power(readout, 0.3, 20, 0, 10), 0.3)
+
+
+def test_shuffled_columns_permute_each_filters_output_labels_alone():
+    # F[c, i, j] = 100 c + 10 i + j: after the shuffle, F[c, i, j] - 100 c - 10 i is filter c's
+    # permutation of the output labels, the same on every row
+    fields = 100.0 * np.arange(6)[:, None, None] + 10 * np.arange(5)[:, None] + np.arange(5)
+    shuffled = filters.shuffled_columns(fields, np.random.default_rng(0))
+    order = shuffled - 100 * np.arange(6)[:, None, None] - 10 * np.arange(5)[:, None]
+    assert (order == order[:, :1]).all()
+    assert all(sorted(o) == list(range(5)) for o in order[:, 0])
+    assert len({tuple(o) for o in order[:, 0]}) > 1  # each filter its own permutation
+
+
+def test_the_null_of_a_diagonal_filter_recognises_both_labels_or_none():
+    # a swap moves the diagonal off it: nothing recognised (SNR 0); identity: no noise (inf)
+    null = filters.snr_null(np.eye(2)[None], np.ones((1, 2)), 0.3, 20, np.random.default_rng(0))
+    assert set(null) == {0.0, np.inf}
+
+
+def test_planted_sets_and_fields():
+    activity = np.array([[-1, 1, -1, 1, -1, 1], [-1, -1, -1, -1, 1, -1.0]])
+    sets = filters.planted_sets(activity, 2, np.random.default_rng(0))
+    assert sets.sum(1).tolist() == [2, 1] and not (sets & (activity < 0)).any()
+    fields = np.array([[[1.0, -4.0], [9.0, 0.0]]])  # row 1 is not fired on: largest gated field 1
+    planted = filters.planted_fields(fields, np.array([[1.0, -1.0]]), np.array([[True, True]]), 0.5)
+    np.testing.assert_allclose(planted, [[[1.5, -3.5], [9.5, 0.5]]])
+
+
+def test_c11_holds_on_planted_filter_label_sets_that_sharpen_with_depth():
+    readout = planted_filters()
+    test = filters.c11_test(readout, 0.3, 20, 0)
+    assert test.set_size == 2 and test.small() and test.specific() and test.sharpens()
+    verdict = c11_of(readout)
+    assert verdict.verdict == "holds"
+    assert verdict.reason.startswith("filters at layer 2 recognise 2.00 of 10 labels on average")
+    assert "power: this run could see label sets of strength >=" in verdict.reason
+
+
+def shuffled_filters(readout: layers.LayerReadout, seed: int) -> layers.LayerReadout:
+    rng = np.random.default_rng(seed)
+    shuffled = [filters.shuffled_columns(f, rng) for f in readout.filter_fields]
+    return layers.LayerReadout(readout.accuracy, readout.confusions, shuffled,
+                               readout.filter_activity, readout.filter_accuracy)
+
+
+def test_c11_fails_once_the_planted_fields_are_shuffled():
+    # a shuffled layer's SNR is a draw from its own null: above its 95th percentile ~5% of the time
+    verdict = c11_of(shuffled_filters(planted_filters(), 3))
+    assert verdict.verdict == "does not hold" and "(b) the SNR at layer 2" in verdict.reason
+    held = [filters.c11_test(shuffled_filters(planted_filters(), seed), 0.3, 20, seed).holds()
+            for seed in range(20)]
+    assert sum(held) <= 3
+
+
+def test_c11_refuses_large_label_sets_and_a_single_layer():
+    verdict = c11_of(planted_filters(size=6))
+    assert verdict.verdict == "does not hold"
+    assert "(a) filters at layer 2 recognise 6.00 labels on average, not fewer than half of 10" in verdict.reason
+    single = c11_of(planted_filters(strengths=(2.0,)))
+    assert single.verdict == "not measured" and single.this_run.startswith("one conv layer, layer 1:")
+    assert filters.filter_power(planted_filters(strengths=(2.0,)), 0.3, 20, 0, 10) is None
+
+
+def test_the_power_of_c11_rises_with_strength_from_a_low_null_rate():
+    power = filters.filter_power(planted_filters(), 0.3, 20, 0, 60)
+    assert power.rate.index[0] == 0 and power.null_rate <= 0.15
+    assert power.rate.iloc[-1] >= DETECTED and power.rate.iloc[-1] > power.null_rate
+    assert power.weakest() == weakest_detected(power.rate) and power.rate.loc[power.weakest():].min() >= 0.8
+
+
+def test_weakest_strength_seen_and_its_sentence():
+    rate = pd.Series([0.05, 0.5, 0.85, 1.0], index=pd.Index([0, 0.5, 1, 2], name="strength"))
+    power = filters.FilterPower(rate, 2, 20)
+    assert power.weakest() == 1 and power.null_rate == 0.05
+    assert "could see label sets of strength >= 1 (detected in >= 80% of plants" in \
+        ch7_image_analogy.power_sentence(power)
+    blind = filters.FilterPower(rate * 0.5, 2, 20)
+    assert np.isnan(blind.weakest())
+    assert "could not see label sets up to strength 2" in ch7_image_analogy.power_sentence(blind)
+
+
+def test_power_figure_draws_one_curve_per_rule_and_the_reference_lines():
+    rate = pd.Series([0.0, 0.9], index=pd.Index([0, 1.0], name="strength"))
+    axes = power_figures.power_curve_figure(filters.FilterPower(rate, 2, 10).table, DETECTED, "s",
+                                            "t").axes[0]
+    assert axes.lines[0].get_ydata().tolist() == [0.0, 0.9]
+    assert [line.get_ydata()[0] for line in axes.lines[1:]] == [DETECTED, 0.05]
+
+
 LABEL_RULE = ClusterRule(0.5, "mutual", 5)
 
 
@@ -128,10 +238,10 @@ def readout_of(*confusions) -> layers.LayerReadout:
                                [np.zeros(1)] * count)
 
 
-def c11(*confusions):
+def confusion_reading(*confusions) -> pd.Series:
     readout = readout_of(*confusions)
     table = filters.layer_structure(readout, LABEL_RULE, 20, 0).assign(accuracy=readout.accuracy)
-    return ch7_image_analogy.c11_verdict(table, 10, LABEL_RULE)
+    return ch7_image_analogy.confusion_reading(table, 10, LABEL_RULE)
 
 
 def test_label_clusters_come_from_chapter_3s_one_definition():
@@ -148,23 +258,23 @@ def test_label_clusters_come_from_chapter_3s_one_definition():
     assert table.loc[1, "in-cluster share"] == pytest.approx(120 / 206)
 
 
-def test_c11_holds_on_planted_label_clusters_that_appear_with_depth():
-    verdict = c11(planted_labels(()), planted_labels())
-    assert verdict.verdict == "holds"
-    assert verdict.reason.startswith("2 label clusters of 2-2 labels at layer 2 (4 clustered against 0.0")
+def test_the_confusion_reading_holds_on_planted_label_clusters_that_appear_with_depth():
+    reading = confusion_reading(planted_labels(()), planted_labels())
+    assert reading["reading"] == "holds"
+    assert reading["reason"].startswith("2 label clusters of 2-2 labels at layer 2 (4 clustered against 0.0")
 
 
-def test_c11_fails_once_the_label_clusters_are_shuffled_away():
+def test_the_confusion_reading_fails_once_the_label_clusters_are_shuffled_away():
     shuffled = shuffled_errors(planted_labels(), np.random.default_rng(3)).toarray()
-    verdict = c11(planted_labels(()), shuffled)
-    assert verdict.verdict == "does not hold" and "no two of the 10 kept labels" in verdict.reason
+    reading = confusion_reading(planted_labels(()), shuffled)
+    assert reading["reading"] == "does not hold" and "no two of the 10 kept labels" in reading["reason"]
 
 
-def test_c11_refuses_a_large_cluster_and_a_single_layer():
+def test_the_confusion_reading_refuses_a_large_cluster_and_a_single_layer():
     chain = planted_labels(((0, 1), (1, 2), (2, 3), (3, 4), (4, 5)))  # one cluster of 6 labels
-    verdict = c11(planted_labels(()), chain)
-    assert verdict.verdict == "does not hold" and "holds 6 of 10 labels: not small" in verdict.reason
-    assert c11(planted_labels()).verdict == "not measured"
+    reading = confusion_reading(planted_labels(()), chain)
+    assert reading["reading"] == "does not hold" and "holds 6 of 10 labels: not small" in reading["reason"]
+    assert confusion_reading(planted_labels())["reading"] == "not measured"
 
 
 def test_metric_by_depth_figure_draws_one_line_per_curve():

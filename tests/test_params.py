@@ -29,6 +29,7 @@ def test_profile_defaults_and_overrides():
     ({"ws_list": "4000,2000"}, "ws_list='4000,2000'", "strictly increasing"),
     ({"num_heads": 3}, "num_heads=3", "must divide hidden_size=128"),
     ({"batch_size": True}, "batch_size=True", "integer"),
+    ({"test_extension": -1}, "test_extension=-1", ">= 0"),
 ])
 def test_bad_values_name_the_parameter_and_the_allowed_values(chosen, named, allowed):
     with pytest.raises(ParameterError) as error:

@@ -63,7 +63,8 @@ def apt50_min_occurrences(table: pd.DataFrame, min_occurrences: int = 50) -> flo
 
 
 def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Means of `n_boot` resamples (with replacement) of the 1-d `values`. Shape [n_boot]."""
+    """Means of `n_boot` resamples (with replacement) of the rows of `values` [n] or [n, k].
+    Shape [n_boot] or [n_boot, k]."""
     chunk = max(1, BOOTSTRAP_CELLS // max(len(values), 1))
     parts = [values[rng.integers(0, len(values), (min(chunk, n_boot - start), len(values)))]
              .mean(1) for start in range(0, n_boot, chunk)]

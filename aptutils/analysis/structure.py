@@ -3,13 +3,17 @@ nulls every cluster verdict is decided against.
 
 - `partition`: one confusion matrix -> its clusters, by a `clusters.ClusterRule` (the one
   definition for tokens and image labels).
-- `structure_table`: per depth, the clusters and the share of all wrong predictions that stay
-  inside them, beside the same statistics of `repeats` within-row shuffled copies
-  (`clusters.shuffled_errors`, each clustered anew): C5, C6 and C11. Nothing refers to another
-  depth's clusters, and nothing rewards a collapse: predictions that all fall into one sink make
-  no mutual cluster, so no in-cluster share.
+- `structure_table`: per depth, the clusters at one threshold and the share of all wrong
+  predictions that stay inside them, beside the same statistics of `repeats` within-row shuffled
+  copies (`clusters.shuffled_errors`, each clustered anew): the single-threshold reading of C5
+  and C6, shown beside the scan verdicts (`analysis.scan`). Nothing refers to another depth's
+  clusters, and nothing rewards a collapse: predictions that all fall into one sink make no
+  mutual cluster, so no in-cluster share.
 - `error_share_table`: per depth, the share of a clustered token's wrong predictions that land in
-  its own cluster, beside the same with the cluster labels permuted at fixed sizes: C10.
+  its own cluster, beside the same with the cluster labels permuted at fixed sizes: the
+  single-threshold reading of C10.
+- figures' helpers: `confused_tokens` (which tokens a confusion heatmap shows, in which order),
+  `loosest_partition`, `ordered_matrix`, `cosine_table`.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.cluster.hierarchy import leaves_list, linkage
+from scipy.spatial.distance import squareform
 
 from ..analysis.clusters import (
     ClusterRule,
@@ -29,8 +35,8 @@ from ..analysis.clusters import (
     strong_match_clusters,
 )
 from ..readout.counting import BlockCounts
+from .scan import ScanRule, null_quantile
 
-NULL_QUANTILE = 0.95  # a statistic beats its null when it exceeds this quantile of the null
 
 
 @dataclass(frozen=True)
@@ -90,13 +96,6 @@ def shuffle_null(confusion, rule: ClusterRule, repeats: int,
         shuffled = shuffled_errors(confusion, rng)
         rows.append(cluster_statistics(shuffled, partition(shuffled, rule)))
     return pd.DataFrame(rows, columns=["kept", "clusters", "clustered", "largest", "in-cluster share"])
-
-
-def null_quantile(values) -> float:
-    """The NULL_QUANTILE of a null's finite values (NaN if none)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    return float(np.quantile(values, NULL_QUANTILE)) if len(values) else float("nan")
 
 
 def structure_table(confusions: list, rule: ClusterRule, repeats: int, seed: int,
@@ -186,38 +185,43 @@ def ordered_matrix(confusion: sp.spmatrix, tokens: np.ndarray, names: list[str])
     return pd.DataFrame(values, index=names, columns=names)
 
 
-def figure_tokens(reference: Partition, frequency: np.ndarray, count: int) -> np.ndarray:
-    """Up to `count` of the most frequent clustered tokens, grouped by their reference cluster."""
-    tokens = reference.clustered_tokens()
-    chosen = tokens[np.argsort(-frequency[tokens], kind="stable")[:count]]
-    return chosen[np.lexsort((-frequency[chosen], reference.full_labels[chosen]))]
+def confused_tokens(confusion, frequency: np.ndarray, count: int, min_row_count: int,
+                    pool: int = 400) -> np.ndarray:
+    """Up to `count` token ids for a confusion figure, ordered so that structure shows: among the
+    `pool` most frequent tokens that pass the noise filter of counts [V, V], those most confused
+    with another of them (largest max(M(i, j), M(j, i))), ordered by average-linkage clustering
+    of 1 - max(M(i, j), M(j, i)), so tokens confused with each other sit side by side."""
+    kept, normalised = filter_and_normalise(confusion, min_row_count)
+    top = np.argsort(-frequency[kept], kind="stable")[:pool]
+    if len(top) < 3:
+        return kept[top]
+    matrix = normalised[top][:, top].toarray()
+    np.fill_diagonal(matrix, 0.0)
+    mutual = np.maximum(matrix, matrix.T)
+    chosen = np.argsort(-mutual.max(axis=1), kind="stable")[:count]
+    distance = 1.0 - mutual[np.ix_(chosen, chosen)]
+    np.fill_diagonal(distance, 0.0)
+    order = leaves_list(linkage(squareform(distance, checks=False), method="average"))
+    return kept[top[chosen[order]]]
+
+
+def loosest_partition(confusion, rule: ScanRule) -> tuple[float, Partition]:
+    """The clusters of counts [V, V] at the loosest scanned threshold that has a cluster of two or
+    more tokens (the rule's match and filter), else at the loosest threshold: (threshold, Partition)."""
+    for threshold in sorted(rule.thresholds):
+        found = partition(confusion, rule.at(threshold))
+        if (found.sizes >= 2).any():
+            return threshold, found
+    return min(rule.thresholds), partition(confusion, rule.at(min(rule.thresholds)))
 
 
 def cosine_table(vectors_by_model: dict[str, np.ndarray], reference: Partition, seed: int) -> pd.DataFrame:
-    """Mean cosine of token vectors within vs across reference clusters, per model's vectors [V, d]."""
+    """Mean cosine of token vectors within vs across reference clusters, per model's vectors [V, d];
+    the reference must have a cluster of two or more tokens (else there is no pair within)."""
+    if not (reference.sizes >= 2).any():
+        raise ValueError("the reference partition has no cluster of two or more tokens")
     rows = {}
     for name, vectors in vectors_by_model.items():
         within, across = cosine_within_across(vectors[reference.kept], reference.labels, seed=seed)
         rows[name] = {"within clusters": within, "across clusters": across, "difference": within - across}
     return pd.DataFrame(rows).T
-
-
-def cluster_examples(reference: Partition, tokenizer, frequency: np.ndarray, count: int = 8) -> pd.DataFrame:
-    """The largest clusters and, among the others, typical (median-size) ones, as token lists."""
-    sizes = np.bincount(reference.labels)
-    multi = np.flatnonzero(sizes >= 2)
-    if not len(multi):
-        return pd.DataFrame(columns=["kind", "size", "tokens"])
-    by_size = multi[np.argsort(-sizes[multi], kind="stable")]
-    median = np.median(sizes[multi])
-    typical = multi[np.argsort(np.abs(sizes[multi] - median), kind="stable")]
-    typical = typical[~np.isin(typical, by_size[: count // 2])]  # each cluster shown once
-    rows = []
-    for kind, labels in (("largest", by_size[: count // 2]), ("typical", typical[: count // 2])):
-        for label in labels:
-            members = reference.kept[reference.labels == label]
-            members = members[np.argsort(-frequency[members], kind="stable")]
-            shown = tokenizer.convert_ids_to_tokens(members[:20].tolist())
-            rows.append({"kind": kind, "size": int(sizes[label]),
-                         "tokens": " · ".join(shown) + (" …" if len(members) > 20 else "")})
-    return pd.DataFrame(rows)

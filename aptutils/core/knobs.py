@@ -216,10 +216,14 @@ KNOBS: tuple[Knob, ...] = (
          "kinds among masked, replaced, unchanged, e.g. 'masked,replaced'", _kinds(), _BLOCKS),
     Knob("test_maskings", "seeded maskings of the W_test samples pooled in the block counts (the "
          "first is the stored one pre-training evaluates on)", _integer(1, 100), _BLOCKS),
+    Knob("test_extension", "samples added to W_test in the block counts and baselines: whole "
+         "articles of the training pool none of whose samples any model or reader trains on, "
+         "masked with their own seeds (0: W_test alone)", _integer(0), _BLOCKS),
     Knob("token_min_occurrences", "a token's APT enters chapter 2's <APT>, per-token figures and "
          "C1-C4 only when the token has at least this many modified W_test positions of the "
          "reading (all maskings pooled)", _integer(1), _BLOCKS),
-    Knob("threshold", "strong match: normalised confusion M(i,j) at or above this joins i and j",
+    Knob("threshold", "strong match of the single-threshold reading and chapter 4's cluster lists: "
+         "normalised confusion M(i,j) at or above this joins i and j (the verdicts scan 0.2-0.8)",
          _real(0.0, 1.0, True), _CLUSTERS),
     Knob("match", "one-way (either direction is enough) or mutual (both directions) strong matches",
          _choice("one-way", "mutual"), _CLUSTERS),
@@ -228,7 +232,10 @@ KNOBS: tuple[Knob, ...] = (
     Knob("null_repeats", "shuffled or permuted copies that make the null of each cluster verdict "
          "(C5, C6, C10, C11); a statistic beats its null above the copies' 95th percentile",
          _integer(1, 10_000), _CLUSTERS),
-    Knob("figure_tokens", "frequent clustered tokens shown in the confusion-matrix figures",
+    Knob("power_plants", "planted copies per strength that measure each structural verdict's power "
+         "(C5, C6, C10, C11): the share of them in which the rule finds the planted structure",
+         _integer(1, 10_000), _CLUSTERS),
+    Knob("figure_tokens", "most-confused frequent tokens shown in the confusion-matrix figures",
          _integer(2, 500), _CLUSTERS),
     # clusters knobs (chapters 3-4) end
     Knob("few_rel_labels", "FewRel relations used, the first N in relation-id order (the paper 64)",

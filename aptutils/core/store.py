@@ -33,6 +33,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 CODE_OF = {
     "tokenizer": "data/tokenizer.py",
     "samples": "data/pretraining.py",
+    "test-extension": "data/extension.py",
     "images": "data/images.py",
     "task": "data/tasks.py",
     "model": "training/pretrain.py",

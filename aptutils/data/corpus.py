@@ -1,7 +1,8 @@
 """The pre-training corpus: Wikipedia from an offline mirror, the hub or the gensim excerpt.
 
 `load_corpus` gives the articles; `pretraining_samples` turns them into the W_S pool and the
-fixed, masked W_test (an artifact). Used by chapter 1 and every chapter that needs a model.
+fixed, masked W_test (an artifact); `pool_layout` is how, and says which article every pool row
+comes from (`data.extension`). Used by chapter 1 and every chapter that needs a model.
 """
 from __future__ import annotations
 
@@ -186,6 +187,47 @@ def sample_params(settings: Settings, corpus: Corpus, tokenizer_key: str) -> dic
             **settings.subset(("sample_mode", "seq_len", "test_samples", "mask_prob", "seed"))}
 
 
+@dataclass(frozen=True)
+class PoolLayout:
+    """How `build_samples` cuts a corpus: every article's samples, the article split and the
+    shuffle of the training pool, so that the article of every pool row is known.
+
+    samples: per article, its samples ([seq_len] int32 each); train_articles, test_articles:
+    article indices (`split_by_article`); order: [N_pool], pool row i is sample order[i] of the
+    training articles' samples laid end to end in `train_articles` order; tokens: corpus tokens.
+    """
+
+    samples: list[list[np.ndarray]]
+    train_articles: np.ndarray
+    test_articles: np.ndarray
+    order: np.ndarray
+    tokens: int
+
+    def pool(self) -> np.ndarray:
+        """The shuffled training pool, [N_pool, seq_len] int32 (the stored `train_ids`)."""
+        return np.stack([row for a in self.train_articles for row in self.samples[a]])[self.order]
+
+    def pool_articles(self) -> np.ndarray:
+        """The article (index into the corpus) of every pool row, [N_pool]."""
+        sizes = [len(self.samples[a]) for a in self.train_articles]
+        return np.repeat(self.train_articles, sizes)[self.order]
+
+
+def pool_layout(settings: Settings, corpus: Corpus, tokenizer) -> PoolLayout:
+    """Tokenise the corpus, cut it into samples, split the articles and shuffle the training pool
+    with the seed: the one code path of `build_samples`, re-run by `data.extension`."""
+    # whole articles are tokenised, then cut into seq_len samples: no model-length warning
+    encoded = tokenizer(corpus.texts, add_special_tokens=False, verbose=False)["input_ids"]
+    per_article = [article_samples(ids, settings.sample_mode, settings.seq_len, tokenizer.cls_token_id,
+                                   tokenizer.sep_token_id, tokenizer.pad_token_id) for ids in encoded]
+    rng = np.random.default_rng(settings.seed)
+    train_articles, test_articles = split_by_article([len(s) for s in per_article],
+                                                     settings.test_samples, rng)
+    order = rng.permutation(sum(len(per_article[a]) for a in train_articles))
+    return PoolLayout(per_article, train_articles, test_articles, order,
+                      int(sum(map(len, encoded))))
+
+
 def build_samples(folder: Path, settings: Settings, corpus: Corpus, tokenizer) -> None:
     """Write the shuffled training pool and the masked W_test of a corpus into `folder`.
 
@@ -195,23 +237,17 @@ def build_samples(folder: Path, settings: Settings, corpus: Corpus, tokenizer) -
     """
     from .masking import mask_tokens, special_token_ids
 
-    # whole articles are tokenised, then cut into seq_len samples: no model-length warning
-    encoded = tokenizer(corpus.texts, add_special_tokens=False, verbose=False)["input_ids"]
-    per_article = [article_samples(ids, settings.sample_mode, settings.seq_len, tokenizer.cls_token_id,
-                                   tokenizer.sep_token_id, tokenizer.pad_token_id) for ids in encoded]
-    rng = np.random.default_rng(settings.seed)
-    train_articles, test_articles = split_by_article([len(s) for s in per_article],
-                                                     settings.test_samples, rng)
-    train = np.stack([row for a in train_articles for row in per_article[a]])
-    train = train[rng.permutation(len(train))]
-    test = np.stack([row for a in test_articles for row in per_article[a]])[: settings.test_samples]
+    layout = pool_layout(settings, corpus, tokenizer)
+    train_articles, test_articles = layout.train_articles, layout.test_articles
+    train = layout.pool()
+    test = np.stack([row for a in test_articles for row in layout.samples[a]])[: settings.test_samples]
     inputs, labels, kinds = mask_tokens(test, special_token_ids(tokenizer), tokenizer.mask_token_id,
                                         len(tokenizer), settings.mask_prob, seed=settings.seed + 1)
     for name, array in (("train_ids", train), ("test_ids", test), ("test_inputs", inputs),
                         ("test_labels", labels), ("test_kinds", kinds)):
         np.save(folder / f"{name}.npy", array)
     stats = {"articles": len(corpus.ids), "train_articles": len(train_articles),
-             "test_articles": len(test_articles), "corpus_tokens": int(sum(map(len, encoded))),
+             "test_articles": len(test_articles), "corpus_tokens": layout.tokens,
              "train_samples": len(train), "test_samples": len(test),
              "train_articles_ids": [corpus.ids[a] for a in train_articles],
              "test_articles_ids": [corpus.ids[a] for a in test_articles]}

@@ -114,14 +114,13 @@ def metric_by_ws_figure(curves: dict[str, dict[int, float]], ylabel: str, title:
 
 
 def confusion_heatmaps_figure(matrices: dict[str, pd.DataFrame]) -> plt.Figure:
-    """Normalised confusion matrices side by side, same tokens in the same order in each panel."""
+    """Normalised confusion matrices side by side, same tokens in the same order in each panel;
+    an empty matrix is refused (the chapter says in a sentence why there is nothing to draw)."""
+    if any(matrix.empty for matrix in matrices.values()):
+        raise ValueError("a confusion panel without tokens: say why instead of drawing it")
     figure, axes = plt.subplots(1, len(matrices), figsize=(5.6 * len(matrices), 5.2),
                                 layout="constrained")
     for axis, (title, matrix) in zip(np.atleast_1d(axes), matrices.items()):
-        if matrix.empty:
-            axis.text(0.5, 0.5, "no clustered tokens", ha="center", transform=axis.transAxes)
-            axis.set(title=title, xticks=[], yticks=[])
-            continue
         heatmaps.heatmap(axis, matrix)
         axis.set(title=title, xlabel="predicted token", ylabel="true token")
     heatmaps.colorbar(figure, axes, "share of the true token's predictions")

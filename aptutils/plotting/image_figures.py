@@ -1,5 +1,5 @@
 """Chapter 7's figures: label examples, single-filter fields, per-layer label confusions, and the
-BERT cluster sizes beside them.
+BERT cluster sizes beside them (C11's power curve is `plotting.power_figures`).
 """
 from __future__ import annotations
 

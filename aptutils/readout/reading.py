@@ -2,13 +2,14 @@
 
 `block_counts` returns, for every reader of `readers.BLOCK_READERS` ("probe", "lens",
 "tuned-lens") and every block, the counts per (kind, token) and the sparse confusions over
-`test_maskings` maskings of W_test; the probe heads and the tuned lens are artifacts keyed by the
-model and their knobs (`training.json` holds their held-out curves, `reader_training` reads them),
-the counts by all reader knobs and the maskings. `series_counts` reads every model of the W_S
-series at its last block through its own head over the same maskings. Under torchrun / accelerate
-launch the first process trains the readers (the others wait) and every process counts a share of
-W_test (`counting.count_maskings`). With `torch_compile` the readers' heads are compiled, and on a
-GPU the cached W_S features of their training stay on it. Used by chapters 2, 3, 4 and 6.
+`test_maskings` maskings of W_test and its `test_extension` (`data.heldout`); the probe heads and
+the tuned lens are artifacts keyed by the model and their knobs (`training.json` holds their
+held-out curves, `reader_training` reads them), the counts by all reader knobs and the maskings.
+`series_counts` reads every model of the W_S series at its last block through its own head over
+the same maskings. Under torchrun / accelerate launch the first process trains the readers (the
+others wait) and every process counts a share of W_test (`counting.count_maskings`). With
+`torch_compile` the readers' heads are compiled, and on a GPU the cached W_S features of their
+training stay on it. Used by chapters 2, 3, 4 and 6.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ..core.counts import TokenCounts
 from ..core.device import resolved_device
 from ..core.params import Settings
 from ..core.store import Store
-from ..data.heldout import settings_maskings
+from ..data.heldout import maskings_params, settings_maskings
 from ..data.pretraining import PretrainingData, pretraining_data
 from ..models.bert import has_head
 from ..readout.counting import (
@@ -240,21 +241,22 @@ def block_counts(settings: Settings, ws: int | None = None, trained: bool = True
     "tuned-lens": [...]} ({"probe": [...]} only for a model without an MLM head).
 
     ws: the model's W_S (default: `analysis_ws`); trained=False reads the untrained model.
-    Every block pools `test_maskings` maskings of W_test; its confusion sums the kinds of the
-    reading `kinds` (`BlockCounts.select` reads another without a recount); its counts keep
-    every kind.
+    Every block pools `test_maskings` maskings of W_test and its extension (`test_extension`);
+    its confusion sums the kinds of the reading `kinds` (`BlockCounts.select` reads another
+    without a recount); its counts keep every kind.
     """
     store = store or Store()
     data = data or pretraining_data(settings, store)
     ws = ws or analysed_ws(settings)
+    maskings = settings_maskings(settings, data, store)  # before any training: may stop here
     model, model_key = readout_model(settings, ws, trained, data, store)
     params = block_counts_params(settings, model_key)
     folder = store.get("block-counts", params)
     if folder is None:
         device = resolved_device(settings)
         readers = block_readers(settings, model, model_key, ws, data, store)
-        counts = count_maskings(model, {reader.name: reader for reader in readers},
-                                settings_maskings(settings, data), model.config.vocab_size, device)
+        counts = count_maskings(model, {reader.name: reader for reader in readers}, maskings,
+                                model.config.vocab_size, device)
         folder = built_once(store, "block-counts", params, lambda f: save_block_counts(f, counts))
     return {name: load_block_counts(folder, name, settings.kinds)
             for name in (BLOCK_READERS if has_head(model) else ("probe",))}
@@ -266,8 +268,9 @@ COUNTING = "fp32 argmax, confusion per kind, files named by reader"
 
 def block_counts_params(settings: Settings, model_key: dict) -> dict:
     """Exactly what determines a model's block counts: its probes' key, the W_test maskings
-    pooled and the counting rule (the reading `kinds` is chosen when they are read)."""
-    return {**readout_params(settings, model_key), "test_maskings": settings.test_maskings,
+    pooled (with W_test's extension) and the counting rule (the reading `kinds` is chosen when
+    they are read)."""
+    return {**readout_params(settings, model_key), **maskings_params(settings),
             "counting": COUNTING}
 
 
@@ -294,14 +297,15 @@ def series_counts(settings: Settings, store: Store | None = None,
 def last_block_counts(settings: Settings, ws: int, data: PretrainingData,
                       store: Store) -> TokenCounts:
     """The W_S model's own predictions over the W_test maskings, as counts (with loss_sum)."""
-    params = {"model": model_params(settings, data, ws), "test_maskings": settings.test_maskings,
+    params = {"model": model_params(settings, data, ws), **maskings_params(settings),
               "counting": COUNTING}
 
     def build(folder) -> None:
         device = resolved_device(settings)
+        maskings = settings_maskings(settings, data, store)  # before the model: may stop here
         model = pretrained_model(settings, ws, data, store).load().to(device)
         pooled = None
-        for masking in settings_maskings(settings, data):
+        for masking in maskings:
             counts = heldout_counts(model, *masking, device=device, precision="fp32")
             pooled = counts if pooled is None else pooled + counts
         np.savez_compressed(folder / "counts.npz", correct=pooled.correct, total=pooled.total,

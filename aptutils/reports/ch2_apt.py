@@ -231,6 +231,26 @@ def missing_readers_sentence(counts: dict) -> str:
             "here; the probe, which trains its own head on each frozen block, reads it. ")
 
 
+def heldout_sentence(held_out: dict) -> str:
+    """What W_test is in this run, from `data.heldout.heldout_description`."""
+    def articles(n: int, which: str = "") -> str:
+        return f"{n:,} {which}article{'s' * (n != 1)}"
+
+    own = (f"{held_out['held_out_samples']:,} samples of "
+           f"{articles(held_out['held_out_articles'], 'held-out ')} (chapter 1's, on which "
+           "pre-training evaluates)")
+    if not held_out["extension_samples"]:
+        return (f"W_test: {own}; `-p test_extension N` adds N samples of whole training-pool "
+                "articles that no model or reader trains on.")
+    masked = held_out["masked"]
+    return (f"W_test: {own} and {held_out['extension_samples']:,} samples of "
+            f"{articles(held_out['extension_articles'], 'whole ')} of the training pool none of "
+            f"whose samples is among its first {held_out['reach']:,} rows, the only ones any model "
+            f"or reader trains on: {held_out['samples']:,} samples of "
+            f"{articles(held_out['articles'])}, none in any training set. Masked positions per "
+            f"masking: {', '.join(f'{n:,}' for n in masked)} ({sum(masked):,} pooled).")
+
+
 def _positions_sentence(ws: int, blocks: list[BlockCounts], reading: PositionReading,
                         protocol: str, own_series: bool) -> str:
     counts = blocks[-1].counts

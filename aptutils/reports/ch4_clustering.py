@@ -1,5 +1,13 @@
-"""Chapter 4, clustering: the threshold scan of the old and the new cluster rule, and the verdict on
-C10 (errors land inside the true token's cluster) against cluster labels permuted at fixed sizes.
+"""Chapter 4, clustering: the threshold scan of the old and the new cluster rule, the clusters
+found, the strong-match sets, and the verdict on C10 (errors land inside the true token's cluster).
+
+C10's rule, written down before the book was re-executed with it (`analysis.scan`): at the last
+block, the wrong predictions of clustered tokens that stay in their own cluster, over all wrong
+predictions of clustered tokens, both summed over the scan 0.2-0.8 (the book's filter and
+`match`), above the 95th percentile of the same statistic of the within-row shuffled copies, each
+clustered anew. It is measured wherever any scanned threshold has a cluster. The first books'
+reading at the single `threshold` against labels permuted at fixed sizes (`c10_verdict`) is shown
+beside it and no longer decides.
 """
 from __future__ import annotations
 
@@ -7,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.clusters import ClusterRule, first_book_rule, threshold_scan
-from ..analysis.structure import counted, trend_phrase
+from ..analysis.power import Planting, power_phrase
+from ..analysis.scan import Scan, ScanRule, null_quantile
+from ..analysis.structure import counted, partition, trend_phrase
 from ..core import exports
 from ..core.verdicts import Verdict, decide
 
@@ -76,6 +86,35 @@ def c10_verdict(shares: pd.DataFrame) -> Verdict:
     return Verdict("C10", this_run, statistic, decide(bool(above)), reason)
 
 
+def c10_scan_verdict(last: Scan, block: int, power: pd.DataFrame | None,
+                     planting: Planting | None, single: Verdict) -> Verdict:
+    """C10 on the last block's scan, with its power and the single-threshold verdict beside it."""
+    share, null = last.own_share(), last.null_values("own_share")
+    table = last.primary(last.observed)
+    with_clusters = table.index[table["clusters"] > 0]
+    this_run = (f"block {block}, {last.match}, thresholds {table.index[0]:g}-{table.index[-1]:g}: "
+                f"{share:.1%} of clustered tokens' errors in their own cluster; shuffled null "
+                f"{null.mean():.1%} (95th percentile {null_quantile(null):.1%}); at threshold "
+                f"alone: {single.verdict}")
+    statistic = ("last block, pooled over the scan: wrong predictions of tokens in clusters of "
+                 "size >= 2 that land in the true token's own cluster, over all their wrong "
+                 "predictions, above the 95th percentile of the same in within-row shuffled "
+                 "copies clustered anew")
+    if not np.isfinite(share):
+        why = ("has no strong-match cluster at any scanned threshold" if not len(with_clusters)
+               else "has clusters whose tokens are never wrong")
+        return Verdict("C10", f"block {block}: no error of a clustered token", statistic,
+                       decide(None), f"block {block} {why}: no error to place")
+    above = share > null_quantile(null)
+    majority = "a majority" if share > 0.5 else "a minority"
+    reason = (f"{share:.1%} of the clustered tokens' errors ({majority}) stay in their cluster "
+              f"against {null.mean():.1%} in the shuffled copies: {'above' if above else 'not above'} "
+              f"the null's 95th percentile {null_quantile(null):.1%} (clusters at thresholds "
+              f"{', '.join(f'{t:g}' for t in with_clusters)}); "
+              f"{power_phrase(None if power is None else power['C10'], planting)}")
+    return Verdict("C10", this_run, statistic, decide(bool(above)), reason)
+
+
 def error_share_curves(shares: pd.DataFrame) -> dict[str, pd.Series]:
     """The observed share and the permuted null's 95th percentile against block."""
     return {"own clusters": shares[OWN],
@@ -101,3 +140,60 @@ def export_clusters(partitions: list, tokenizer) -> pd.DataFrame:
     table = table.sort_values(["block", "size", "cluster", "token_id"], ascending=[True, False, True, True])
     exports.save_table(table.reset_index(drop=True), "clusters_by_block")
     return table
+
+
+def own_share_table(scans: list[Scan]) -> pd.DataFrame:
+    """Per block: clustered tokens (scan sum), C10's own-cluster share pooled over the scan, and
+    its shuffled null's mean and 95th percentile (0 where a copy has no clustered error)."""
+    rows = [{"clustered (scan sum)": result.clustered(), OWN: result.own_share(),
+             "null (mean)": float(result.null_values("own_share").mean()),
+             "null (95%)": null_quantile(result.null_values("own_share"))} for result in scans]
+    return pd.DataFrame(rows, index=pd.RangeIndex(len(scans), name="block"))
+
+
+def own_share_curves(table: pd.DataFrame) -> dict[str, pd.Series]:
+    """The own-cluster share and its null's 95th percentile against block."""
+    return {"own clusters": table[OWN], "shuffled null, 95th percentile": table["null (95%)"]}
+
+
+def own_share_title(table: pd.DataFrame) -> str:
+    """The figure's title, saying the direction the run computed."""
+    return (f"Share of clustered tokens' errors inside their own cluster (pooled over the scan): "
+            f"it {trend_phrase(table[OWN], 'block')}")
+
+
+def cluster_lists(confusion, rule: ScanRule, tokenizer, frequency: np.ndarray) -> pd.DataFrame:
+    """Every cluster of the loosest scanned threshold of counts [V, V] (the rule's match and
+    filter), with its tokens (most frequent first) and the strictest scanned threshold at which
+    they still share one cluster. Empty when no threshold has a cluster."""
+    thresholds = sorted(rule.thresholds)
+    parts = {t: partition(confusion, rule.at(t)) for t in thresholds}
+    loosest = next((t for t in thresholds if (parts[t].sizes >= 2).any()), None)
+    if loosest is None:
+        return pd.DataFrame(columns=["size", "together up to threshold", "tokens"])
+    rows = []
+    for members in _clusters(parts[loosest]):
+        together = [t for t in thresholds if t >= loosest and _together(parts[t], members)]
+        members = members[np.argsort(-frequency[members], kind="stable")]
+        rows.append({"size": len(members), "together up to threshold": max(together),
+                     "tokens": " · ".join(tokenizer.convert_ids_to_tokens(members.tolist()))})
+    table = pd.DataFrame(rows).sort_values(["together up to threshold", "size"], ascending=False)
+    return table.reset_index(drop=True).rename_axis(f"cluster at {loosest:g}")
+
+
+def _clusters(part) -> list[np.ndarray]:
+    sizes = np.bincount(part.labels)
+    return [part.kept[part.labels == label] for label in np.flatnonzero(sizes >= 2)]
+
+
+def _together(part, members: np.ndarray) -> bool:
+    return len(set(part.full_labels[members].tolist())) == 1 and np.isin(members, part.kept).all()
+
+
+def set_size_sentence(sizes: pd.DataFrame, threshold: float) -> str:
+    """One Markdown sentence on the strong-match sets at one threshold, observed against the null."""
+    observed, null = sizes.loc[threshold, "observed"], sizes.loc[threshold, "shuffled null (mean)"]
+    return (f"At threshold {threshold:g}, {int(observed.sum()):,} kept tokens have a strong-match "
+            f"set of at least one other token ({int(observed.iloc[0]):,} of one, "
+            f"{int(observed.iloc[1]):,} of two, {int(observed.iloc[2]):,} of three or more), "
+            f"against {null.sum():,.1f} in the shuffled copies.")
