@@ -197,7 +197,7 @@ def test_the_power_of_c11_rises_with_strength_from_a_low_null_rate():
     power = filters.filter_power(planted_filters(), 0.3, 20, 0, 60)
     assert power.rate.index[0] == 0 and power.null_rate <= 0.15
     assert power.rate.iloc[-1] >= DETECTED and power.rate.iloc[-1] > power.null_rate
-    assert power.weakest() == weakest_detected(power.rate) and power.rate.loc[power.weakest():].min() >= 0.8
+    assert power.weakest() == weakest_detected(power.rate) and power.rate.loc[power.weakest()] >= 0.8
 
 
 def test_weakest_strength_seen_and_its_sentence():

@@ -241,8 +241,8 @@ class FilterPower:
         return self.rate.to_frame("C11")
 
     def weakest(self, level: float = DETECTED) -> float:
-        """The weakest strength from which on every plant strength is detected in at least
-        `level` of its plants (`analysis.power.weakest_detected`; NaN if none)."""
+        """The weakest strength detected in at least `level` of its plants
+        (`analysis.power.weakest_detected`; NaN if none)."""
         return weakest_detected(self.rate, level)
 
 

@@ -19,10 +19,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
 from ..core.progress import live_bar
 from .clusters import shuffled_errors
 
-STRENGTHS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+STRENGTHS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 DETECTED = 0.8  # a structure counts as seen when the rule finds it in this share of plants
 Detector = Callable[[sp.csr_matrix], dict[str, bool]]  # planted counts -> {rule: fires}
 
@@ -105,26 +106,37 @@ def power_curve(confusion, detect: Detector, candidates: np.ndarray, planting: P
 
 
 def weakest_detected(rates: pd.Series, level: float = DETECTED) -> float:
-    """The smallest planted strength > 0 from which on the rule fires in >= `level` of the plants
-    at every larger strength of the curve; NaN if none."""
-    planted = rates[rates.index > 0]
-    seen = (planted >= level).to_numpy()
-    for k in range(len(seen)):
-        if seen[k:].all():
-            return float(planted.index[k])
-    return float("nan")
+    """The smallest planted strength > 0 at which the rule fires in >= `level` of the plants;
+    NaN if none."""
+    seen = rates[(rates.index > 0) & (rates >= level)]
+    return float(seen.index[0]) if len(seen) else float("nan")
+
+
+def strongest_detected(rates: pd.Series, level: float = DETECTED) -> float:
+    """The largest strength up to which the rule fires in >= `level` of the plants at every
+    strength from `weakest_detected` on; NaN if none. Beyond it a planted token may send more
+    predictions to its partner than to itself, and the noise filter drops it."""
+    weakest = weakest_detected(rates, level)
+    if np.isnan(weakest):
+        return weakest
+    above = rates[rates.index >= weakest]
+    failed = above.index[above < level]
+    return float(above.index[above.index < failed[0]][-1]) if len(failed) else float(above.index[-1])
 
 
 def power_phrase(rates: pd.Series | None, planting: Planting | None, level: float = DETECTED) -> str:
-    """E.g. "power: the rule finds 10 planted pairs of strength >= 0.15 in >= 80% of plants
-    (null rate 4%)"; without a curve, why there is none."""
+    """E.g. "power: the rule finds 10 planted pairs in >= 80% of plants at strengths 0.05-0.4
+    (null rate 6%)"; without a curve, why there is none."""
     if rates is None or planting is None:
         return "power not measured: fewer than two tokens pass the filter, nothing to plant"
-    weakest = weakest_detected(rates, level)
+    weakest, strongest = weakest_detected(rates, level), strongest_detected(rates, level)
     null = f"null rate {rates.loc[0.0]:.0%}" if 0.0 in rates.index else "no null rate"
     what = (f"{planting.clusters} planted {'pairs' if planting.size == 2 else f'clusters of {planting.size}'}")
     if np.isnan(weakest):
         return (f"power: the rule finds {what} in < {level:.0%} of plants at every strength up to "
                 f"{max(planting.strengths):g} ({null}): this run could not have seen them")
-    return (f"power: the rule finds {what} of strength >= {weakest:g} in >= {level:.0%} of plants "
-            f"({null})")
+    after = rates[rates.index > strongest]
+    beyond = (f"; at {after.index[0]:g} {after.iloc[0]:.0%}: a token sending more to its partner "
+              f"than it gets right fails the filter" if len(after) else "")
+    return (f"power: the rule finds {what} in >= {level:.0%} of plants at strengths "
+            f"{weakest:g}-{strongest:g} ({null}){beyond}")

@@ -176,6 +176,16 @@ def trend_phrase(values: pd.Series, unit: str) -> str:
     return f"{trend(values)} from {unit} {finite.index[0]} to {unit} {finite.index[-1]}"
 
 
+def peak_phrase(values: pd.Series, unit: str) -> str:
+    """", highest at block 2" when the largest finite value lies strictly inside the curve (a
+    first-to-last trend would hide it), else ""."""
+    finite = values[np.isfinite(values.to_numpy(dtype=float))]
+    if len(finite) < 3:
+        return ""
+    peak = finite.idxmax()
+    return "" if peak in (finite.index[0], finite.index[-1]) else f", highest at {unit} {peak}"
+
+
 def ordered_matrix(confusion: sp.spmatrix, tokens: np.ndarray, names: list[str]) -> pd.DataFrame:
     """Rows of `confusion` for `tokens` (in that order) restricted to the same columns, each row
     divided by its largest entry (for a kept token that is its diagonal, as in M_Confus)."""

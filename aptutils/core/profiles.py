@@ -22,7 +22,7 @@ PAPER: dict[str, Any] = dict(
     probe_batch=256, probe_eval_every=500, probe_patience=3, probe_decoder="tied",
     tuned_lens_max_epochs=2.0, tuned_lens_lr=1e-3, kinds="masked", test_maskings=5,
     test_extension=0, token_min_occurrences=5, threshold=0.5, match="mutual", min_row_count=5,
-    null_repeats=20, power_plants=40, figure_tokens=48,
+    null_repeats=20, power_plants=40, figure_tokens=32,
     # fine-tuning (chapters 5-6)
     few_rel_labels=64, few_rel_train=630, few_rel_test=70, entity_markers="punct",
     dbpedia_labels=14, dbpedia_train=100, dbpedia_test=100, pooling="cls", fewrel_pooling="entity",

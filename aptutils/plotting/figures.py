@@ -118,7 +118,8 @@ def confusion_heatmaps_figure(matrices: dict[str, pd.DataFrame]) -> plt.Figure:
     an empty matrix is refused (the chapter says in a sentence why there is nothing to draw)."""
     if any(matrix.empty for matrix in matrices.values()):
         raise ValueError("a confusion panel without tokens: say why instead of drawing it")
-    figure, axes = plt.subplots(1, len(matrices), figsize=(5.6 * len(matrices), 5.2),
+    side = max(5.2, 0.2 * max(len(m) for m in matrices.values()) + 1.5)  # every label fits
+    figure, axes = plt.subplots(1, len(matrices), figsize=((side + 0.4) * len(matrices), side),
                                 layout="constrained")
     for axis, (title, matrix) in zip(np.atleast_1d(axes), matrices.items()):
         heatmaps.heatmap(axis, matrix)

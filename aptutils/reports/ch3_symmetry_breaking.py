@@ -27,7 +27,7 @@ import pandas as pd
 from ..analysis.clusters import ClusterRule
 from ..analysis.power import Planting, power_phrase
 from ..analysis.scan import Scan, ScanRule, in_cluster_share, null_quantile, scan_table
-from ..analysis.structure import counted, structure_by_block, trend, trend_phrase
+from ..analysis.structure import counted, peak_phrase, structure_by_block, trend, trend_phrase
 from ..core.verdicts import Verdict, decide
 
 SMALL_TOKENS, SMALL_SHARE = 20, 0.05  # "small": the largest cluster holds <= max(20, 5% of kept)
@@ -131,7 +131,8 @@ def sharpening_curves(trained: pd.DataFrame, untrained: pd.DataFrame) -> dict[st
 def sharpening_title(trained: pd.DataFrame) -> str:
     """The figure's title, saying the direction the run computed."""
     return (f"Share of errors inside each block's own clusters (scan mean), above the shuffled "
-            f"null: it {trend_phrase(trained['excess'], 'block')}")
+            f"null: it {trend_phrase(trained['excess'], 'block')}"
+            f"{peak_phrase(trained['excess'], 'block')}")
 
 
 def single_threshold_verdicts(trained: list, untrained: list, rule: ClusterRule, repeats: int,

@@ -17,7 +17,7 @@ import pandas as pd
 from ..analysis.clusters import ClusterRule, first_book_rule, threshold_scan
 from ..analysis.power import Planting, power_phrase
 from ..analysis.scan import Scan, ScanRule, null_quantile
-from ..analysis.structure import counted, partition, trend_phrase
+from ..analysis.structure import counted, partition, peak_phrase, trend_phrase
 from ..core import exports
 from ..core.verdicts import Verdict, decide
 
@@ -159,7 +159,7 @@ def own_share_curves(table: pd.DataFrame) -> dict[str, pd.Series]:
 def own_share_title(table: pd.DataFrame) -> str:
     """The figure's title, saying the direction the run computed."""
     return (f"Share of clustered tokens' errors inside their own cluster (pooled over the scan): "
-            f"it {trend_phrase(table[OWN], 'block')}")
+            f"it {trend_phrase(table[OWN], 'block')}{peak_phrase(table[OWN], 'block')}")
 
 
 def cluster_lists(confusion, rule: ScanRule, tokenizer, frequency: np.ndarray) -> pd.DataFrame:

@@ -221,7 +221,7 @@ def c11_verdict(test: FilterTest, power: FilterPower | None, threshold: float) -
         return Verdict("C11", f"one conv layer, {level}", statistic, decide(None),
                        "one conv layer only: no depth to sharpen along")
     this_run = (f"{level}; SNR(layer {test.last}) − SNR(layer {test.first}) = "
-                f"{test.rise.text(signed=True)}; power: {power_sentence(power)}")
+                f"{test.rise.text(signed=True)}")
     reason = "; ".join(filter_failures(test)) or (
         f"filters at layer {test.last} recognise {test.set_size:.2f} of {test.labels} labels on "
         f"average, with SNR {test.snr:.2f} against {test.null_top:.2f} for shuffled weights, up "
