@@ -1,5 +1,8 @@
 """Every chapter runs through papermill on the smoke profile, from the repository root."""
+import ast
+import importlib
 import json
+from types import ModuleType
 
 import nbformat
 import pytest
@@ -21,6 +24,23 @@ def outputs_text(notebook) -> str:
             texts.append(output.get("text", ""))
             texts.extend(str(v) for v in output.get("data", {}).values())
     return "\n".join(texts)
+
+
+def test_chapters_import_no_plain_value_that_configure_would_read_as_a_parameter():
+    # Without IPython's input history (under nbval) `configure` reads every plain global, so an
+    # imported constant (e.g. a threshold) would stop the chapter as an unknown parameter.
+    for source in chapter_sources():
+        for cell in nbformat.read(source, as_version=4).cells:
+            if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
+                continue
+            for node in ast.walk(ast.parse(cell.source)):
+                if isinstance(node, ast.ImportFrom):
+                    module = importlib.import_module(node.module)
+                    for alias in node.names:
+                        value = getattr(module, alias.name, None) or importlib.import_module(
+                            f"{node.module}.{alias.name}")
+                        assert isinstance(value, ModuleType) or callable(value), (
+                            f"{source.name} imports the plain value {alias.name}")
 
 
 def test_every_chapter_has_an_in_sync_parameters_cell():

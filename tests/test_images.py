@@ -213,8 +213,7 @@ def test_weakest_strength_seen_and_its_sentence():
 
 def test_power_figure_draws_one_curve_per_rule_and_the_reference_lines():
     rate = pd.Series([0.0, 0.9], index=pd.Index([0, 1.0], name="strength"))
-    axes = power_figures.power_curve_figure(filters.FilterPower(rate, 2, 10).table, DETECTED, "s",
-                                            "t").axes[0]
+    axes = power_figures.power_curve_figure(filters.FilterPower(rate, 2, 10).table, "s", "t").axes[0]
     assert axes.lines[0].get_ydata().tolist() == [0.0, 0.9]
     assert [line.get_ydata()[0] for line in axes.lines[1:]] == [DETECTED, 0.05]
 

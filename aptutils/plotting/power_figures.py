@@ -7,10 +7,12 @@ from textwrap import fill
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from ..analysis.power import DETECTED
 from ..core.exports import export_figures
 
 
-def power_curve_figure(rates: pd.DataFrame, level: float, xlabel: str, title: str) -> plt.Figure:
+def power_curve_figure(rates: pd.DataFrame, xlabel: str, title: str,
+                       level: float = DETECTED) -> plt.Figure:
     """Detection rate [strengths x rules] per rule against the planted strength; a dashed line at
     `level` (the rate from which a structure counts as seen) and a dotted one at 5% (the rate a
     95th-percentile rule may fire with nothing planted). Rules that coincide stay visible: each
