@@ -80,13 +80,13 @@ def test_c5_and_c6_hold_on_planted_clusters_and_fail_once_they_are_shuffled_away
     planted, first = scan(planted_triads(), RULE, 20, 0), scan(unstructured(), RULE, 20, 1)
     untrained = scan(unstructured(), RULE, 20, 2)
     assert ch3.c5_failures(planted) == [] and ch3.c6_failures(planted, first, untrained) == []
-    verdict = ch3.c5_scan_verdict(planted, 6, POWER, PLANTING, SINGLE)
+    verdict = ch3.c5_scan_verdict(planted, 6, POWER, PLANTING, SINGLE, "masked")
     assert verdict.verdict == "holds" and "at threshold alone: does not hold" in verdict.this_run
     assert "power:" in verdict.reason
-    assert ch3.c6_scan_verdict(planted, first, untrained, POWER, PLANTING, SINGLE).verdict == "holds"
+    assert ch3.c6_scan_verdict(planted, first, untrained, POWER, PLANTING, SINGLE, "masked").verdict == "holds"
     gone = scan(shuffled(planted_triads()), RULE, 20, 3)
-    assert ch3.c5_scan_verdict(gone, 6, POWER, PLANTING, SINGLE).verdict == "does not hold"
-    assert ch3.c6_scan_verdict(gone, first, untrained, POWER, PLANTING, SINGLE).verdict == "does not hold"
+    assert ch3.c5_scan_verdict(gone, 6, POWER, PLANTING, SINGLE, "masked").verdict == "does not hold"
+    assert ch3.c6_scan_verdict(gone, first, untrained, POWER, PLANTING, SINGLE, "masked").verdict == "does not hold"
     # the trained model's structure already in the untrained one: no sharpening beyond it
     assert any("untrained" in f for f in ch3.c6_failures(planted, first, planted))
 
@@ -99,7 +99,7 @@ def test_c5_refuses_a_hub_at_any_scanned_threshold():
 def test_c10_is_measured_wherever_a_cluster_exists_and_not_measured_without_one():
     planted = scan(planted_triads(), RULE, 20, 0)
     assert c10_holds(planted) is True
-    verdict = ch4.c10_scan_verdict(planted, 6, POWER, PLANTING, SINGLE)
+    verdict = ch4.c10_scan_verdict(planted, 6, POWER, PLANTING, SINGLE, "masked")
     assert verdict.verdict == "holds" and "a majority" in verdict.reason
     assert c10_holds(scan(np.diag(np.full(10, 5)), RULE, 5, 0)) is None
 

@@ -200,15 +200,16 @@ def claim_power(power: pd.DataFrame | None, claim: str) -> pd.Series | None:
 
 
 def c5_scan_verdict(last: Scan, block: int, power: pd.DataFrame | None, planting: Planting | None,
-                    single: Verdict) -> Verdict:
-    """C5 on the last block's scan, with its power (None where nothing could be planted) and the
-    single-threshold verdict shown beside it."""
+                    single: Verdict, positions: str) -> Verdict:
+    """C5 on the last block's scan of the W_test `positions` it reads (e.g. "masked"), with its
+    power (None where nothing could be planted) and the single-threshold verdict beside it."""
     table = last.primary(last.observed)
     kept = int(table["kept"].iloc[0])
     null_mean = float(np.mean(last.null_values("clustered")))
     with_clusters = table.index[table["clusters"] > 0]
-    this_run = (f"block {block}, {last.match}, thresholds {_span(table)}: {last.clustered():,.0f} "
-                f"clustered tokens summed over the scan (shuffled null {null_mean:,.1f}, 95th "
+    this_run = (f"block {block}, {positions} positions, {last.match}, thresholds {_span(table)}: "
+                f"{last.clustered():,.0f} clustered tokens summed over the scan (shuffled null "
+                f"{null_mean:,.1f}, 95th "
                 f"percentile {null_quantile(last.null_values('clustered')):,.1f}); clusters at "
                 + (f"{', '.join(f'{t:g}' for t in with_clusters)}" if len(with_clusters) else "none")
                 + f", largest {int(table['largest'].max()):,} of {kept:,} kept; at threshold alone: "
@@ -230,12 +231,14 @@ def c5_scan_verdict(last: Scan, block: int, power: pd.DataFrame | None, planting
 
 
 def c6_scan_verdict(last: Scan, first: Scan, untrained: Scan, power: pd.DataFrame | None,
-                    planting: Planting | None, single: Verdict) -> Verdict:
+                    planting: Planting | None, single: Verdict, positions: str) -> Verdict:
     """C6 on the scans of the trained model's block 0 and last block and the untrained model's
-    last block, with its power and the single-threshold verdict beside it."""
+    last block (of the W_test `positions` they read), with its power and the single-threshold
+    verdict beside it."""
     share, excess, first_excess, baseline = (last.share(), last.excess(), first.excess(),
                                              untrained.excess())
-    this_run = (f"in-cluster share of errors, scan mean: {share:.2%} at the last block (shuffled null "
+    this_run = (f"{positions} positions, in-cluster share of errors, scan mean: {share:.2%} at the "
+                f"last block (shuffled null "
                 f"95th percentile {null_quantile(last.null_values('share')):.2%}); excess "
                 f"{first_excess:.4f} (block 0) → {excess:.4f} (last block), untrained {baseline:.4f}; "
                 f"at threshold alone: {single.verdict}")

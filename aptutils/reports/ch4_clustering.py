@@ -87,12 +87,14 @@ def c10_verdict(shares: pd.DataFrame) -> Verdict:
 
 
 def c10_scan_verdict(last: Scan, block: int, power: pd.DataFrame | None,
-                     planting: Planting | None, single: Verdict) -> Verdict:
-    """C10 on the last block's scan, with its power and the single-threshold verdict beside it."""
+                     planting: Planting | None, single: Verdict, positions: str) -> Verdict:
+    """C10 on the last block's scan of the W_test `positions` it reads (e.g. "masked"), with its
+    power and the single-threshold verdict beside it."""
     share, null = last.own_share(), last.null_values("own_share")
     table = last.primary(last.observed)
     with_clusters = table.index[table["clusters"] > 0]
-    this_run = (f"block {block}, {last.match}, thresholds {table.index[0]:g}-{table.index[-1]:g}: "
+    this_run = (f"block {block}, {positions} positions, {last.match}, thresholds "
+                f"{table.index[0]:g}-{table.index[-1]:g}: "
                 f"{share:.1%} of clustered tokens' errors in their own cluster; shuffled null "
                 f"{null.mean():.1%} (95th percentile {null_quantile(null):.1%}); at threshold "
                 f"alone: {single.verdict}")
