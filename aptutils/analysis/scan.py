@@ -99,13 +99,6 @@ def _labelled_counts(kept: np.ndarray, labels: np.ndarray, size: int,
             "in-cluster errors": float(value[inside].sum())}
 
 
-def partitions(confusion, scan: ScanRule) -> dict[tuple[str, float], tuple[np.ndarray, np.ndarray]]:
-    """(kept [K], labels [K]) of one [V, V] count matrix per (match, threshold) of the scan."""
-    kept, normalised = filter_and_normalise(confusion, scan.min_row_count)
-    return {(match, t): (kept, strong_match_clusters(normalised, t, match))
-            for match in scan.matches for t in scan.thresholds}
-
-
 def strong_match_sets(normalised: sp.spmatrix, threshold: float) -> dict[str, int]:
     """The image papers' per-item reading for tokens: how many kept tokens i have a strong-match
     set {j != i : M(i, j) >= threshold} of size 1, 2 and 3 or more (one-way, like a filter's
