@@ -117,17 +117,6 @@ def c10_scan_verdict(last: Scan, block: int, power: pd.DataFrame | None,
     return Verdict("C10", this_run, statistic, decide(bool(above)), reason)
 
 
-def error_share_curves(shares: pd.DataFrame) -> dict[str, pd.Series]:
-    """The observed share and the permuted null's 95th percentile against block."""
-    return {"own clusters": shares[OWN],
-            "permuted labels, 95th percentile": shares["permuted labels (95%)"]}
-
-
-def error_share_title(shares: pd.DataFrame) -> str:
-    """The figure's title, saying the direction the run computed."""
-    return f"Share of errors inside the true token's cluster: it {trend_phrase(shares[OWN], 'block')}"
-
-
 def export_clusters(partitions: list, tokenizer) -> pd.DataFrame:
     """Every block's clusters of two or more tokens (block, cluster, size, token_id, token), saved
     into the chapter's exports as clusters_by_block.csv."""
