@@ -133,23 +133,25 @@ def render(args) -> int:
 
 def pretrain(args) -> int:
     from .data.pretraining import pretraining_data
-    from .training.pretrain import model_params, pretrain_series
+    from .training.equal_steps import SERIES_NAMES, series_settings
+    from .training.pretrain import model_params, pretrained_model
     from .training.published import PUBLISHED_DIR, publish
 
-    chosen = chosen_parameters(args)
-    settings = resolve(chosen)
-    for ws, model in pretrain_series(settings).items():
-        print(f"W_S={ws}: {model.folder}")
-        if not args.publish or model.folder.parent == PUBLISHED_DIR:
-            continue
-        command = "python -m aptutils pretrain " + " ".join(
-            [f"--profile {settings.profile}"] + [f"-p {n} {v}" for n, v in args.parameter]
-            + ["--publish"])
-        data = pretraining_data(settings)
-        target = publish(model.folder, model_params(settings, data, ws),
-                         f"{settings.profile}-ws{ws}", command,
-                         extra={"tokenizer_key": data.tokenizer_key})
-        print(f"W_S={ws}: published to {target}")
+    settings = resolve(chosen_parameters(args))
+    data = pretraining_data(settings)
+    command = "python -m aptutils pretrain " + " ".join(
+        [f"--profile {settings.profile}"] + [f"-p {n} {v}" for n, v in args.parameter] + ["--publish"])
+    for series in ("epochs", "steps") if settings.equal_steps else ("epochs",):
+        for ws, each in series_settings(settings, series).items():
+            model = pretrained_model(each, ws, data)
+            print(f"W_S={ws} ({SERIES_NAMES[series]}, {model.card['steps']:,} steps): {model.folder}")
+            if not args.publish or model.folder.parent == PUBLISHED_DIR:
+                continue
+            name = f"{settings.profile}-ws{ws}" + (f"-steps{model.card['steps']}" if series == "steps"
+                                                    and ws != max(settings.ws_list) else "")
+            target = publish(model.folder, model_params(each, data, ws), name, command,
+                             extra={"tokenizer_key": data.tokenizer_key})
+            print(f"W_S={ws}: published to {target}")
     return 0
 
 

@@ -173,6 +173,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("learning_rate", "AdamW peak learning rate", _real(0.0, 1.0, True), _PRETRAIN),
     Knob("weight_decay", "AdamW weight decay", _real(0.0, 1.0), _PRETRAIN),
     Knob("epochs", "passes over W_S per model", _real(0.0, 10_000.0, True), _PRETRAIN),
+    Knob("equal_steps", "also pre-train and read the W_S series at equal steps: every W_S for "
+         "as many steps as the largest W_S takes at `epochs`, with the same schedule (the control "
+         "that tells more data from more steps)", _flag(), _PRETRAIN),
     Knob("warmup_ratio", "share of the steps with linearly rising learning rate",
          _real(0.0, 1.0), _PRETRAIN),
     Knob("eval_every", "steps between held-out evaluations and checkpoints", _integer(1),

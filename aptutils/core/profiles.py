@@ -15,8 +15,8 @@ PAPER: dict[str, Any] = dict(
     ws_list=(20_000, 40_000, 90_000), test_samples=5_000, tokenizer="bert-base-uncased",
     vocab_size=30_522, hidden_size=768, num_layers=6, num_heads=12, ffn_size=3072, dropout=0.1,
     mask_prob=0.15, batch_size=32, learning_rate=5e-5, weight_decay=0.01, epochs=50.0,
-    warmup_ratio=0.02, eval_every=5_000, precision="bf16", device="auto", torch_compile=True,
-    seed=42,
+    equal_steps=False, warmup_ratio=0.02, eval_every=5_000, precision="bf16", device="auto",
+    torch_compile=True, seed=42,
     # blocks and clusters (chapters 2-4)
     protocol="probe", analysis_ws=None, probe_samples=20_000, probe_max_epochs=6.0, probe_lr=1e-3,
     probe_batch=256, probe_eval_every=500, probe_patience=3, probe_decoder="tied",
@@ -58,9 +58,12 @@ DERIVED: dict[str, tuple[str, dict[str, Any]]] = {
     # profile's tokenizer 1,660-1,831), so 2,000 (gpu: 1,000) stays clear of a seed's luck. W_test
     # then holds 3,000 samples of 2,253 articles (1,000 of 460 before); 10 maskings of them give
     # 5.2x the masked positions of the first books' 5 maskings of W_test alone (63,087).
+    # Equal steps: at 24 epochs W_S 1,000 and 4,000 get 768 and 3,000 steps, too few to leave the
+    # plateau, so the series also trains them for the 12,000 steps of W_S 16,000 (published too).
     "cpu": ("gpu", dict(
         tokenizer="wordpiece", vocab_size=8_192, ws_list=(1_000, 4_000, 16_000), hidden_size=128,
         num_heads=2, ffn_size=None, dropout=0.0, batch_size=32, learning_rate=1e-3, epochs=24.0, eval_every=250,
+        equal_steps=True,
         torch_compile=False, probe_samples=16_000, probe_lr=3e-3, test_extension=2_000, test_maskings=10,
         finetune_protocols="frozen", finetune_full_blocks=(0, 6), finetune_lr=1e-3,
         cnn_depth=8, cnn_width=16, cnn_epochs=8.0, cnn_lr=3e-3, head_epochs=10.0,
