@@ -16,7 +16,16 @@ from pathlib import Path
 
 from .core.errors import DataError
 from .core.store import REPO_ROOT
-from .core.verdicts import CLAIMS, MODELS_MIME, VERDICTS_MIME, gather_model_records, gather_verdicts, mime_records
+from .core.verdicts import (
+    CLAIMS,
+    CONTROLS_MIME,
+    MODELS_MIME,
+    VERDICTS_MIME,
+    gather_controls,
+    gather_model_records,
+    gather_verdicts,
+    mime_records,
+)
 
 BOOK_DIR = REPO_ROOT / "book"
 TOC = REPO_ROOT / "_toc.yml"
@@ -126,23 +135,41 @@ def verdicts_page(parts: tuple[Part, ...] = PARTS, page_dir: Path = BOOK_DIR) ->
     header = ["claim", "claim text", "chapter"] + [
         f"{field} ({part.name.upper()})" for field in fields for part in executed]
     lines += [markdown_row(header), markdown_row(["---"] * len(header))]
+    controls = {part.name: gather_controls(part.notebooks()) for part in executed}
     for claim, text in CLAIMS.items():
-        rows = [tables[part.name].loc[claim] for part in executed]
-        links = [f"[{row['chapter']}]({relative(part.folder / (row['chapter'] + '.ipynb'), page_dir)})"
-                 for part, row in zip(executed, rows) if row["chapter"]]
-        cells = [claim, text, links[0] if links else ""]
-        for field in fields:
-            cells += [f"**{row[field]}**" if field == "verdict" else row[field] for row in rows]
-        lines.append(markdown_row(cells))
+        labelled = [(claim, text, {part.name: tables[part.name].loc[claim] for part in executed})]
+        for label in sorted({label for table in controls.values() for label in table.index
+                             if table.loc[label, "claim"] == claim}):
+            labelled.append((label, f"the same claim, {label.split(' at ', 1)[1]} (a control)",
+                             {name: table.loc[label] for name, table in controls.items()
+                              if label in table.index}))
+        for label, shown, rows in labelled:
+            lines.append(markdown_row(verdict_cells(label, shown, rows, executed, fields, page_dir)))
     for part in executed:
         models = gather_model_records(part.notebooks())
         if len(models):
             lines += ["", f"## The models these verdicts read: {part.caption}", "",
-                      "Chapter 1's records of the W_S series on W_test (through each model's own "
-                      "head), beside the trivial rules; masked positions are the primary reading.", "",
+                      "Chapter 1's records of the W_S series (and of the equal-steps control, where "
+                      "it was run) on W_test, through each model's own head, beside the trivial "
+                      "rules; masked positions are the primary reading. The last column is each "
+                      "model's masked accuracy on its own training samples (memorisation).", "",
                       models.to_markdown(index=False, floatfmt=".3f",
                                          colalign=["right"] * len(models.columns))]
     return "\n".join(lines) + "\n"
+
+
+def verdict_cells(label: str, text: str, rows: dict, executed: list[Part], fields: list[str],
+                  page_dir: Path) -> list[str]:
+    """One row of the verdicts table: label, claim text, a link to the deciding chapter, then
+    each field of each executed part (empty where a part did not record the row)."""
+    links = [f"[{rows[part.name]['chapter']}]"
+             f"({relative(part.folder / (rows[part.name]['chapter'] + '.ipynb'), page_dir)})"
+             for part in executed if part.name in rows and rows[part.name]["chapter"]]
+    cells = [label, text, links[0] if links else ""]
+    for field in fields:
+        cells += [("" if part.name not in rows else f"**{rows[part.name][field]}**"
+                   if field == "verdict" else rows[part.name][field]) for part in executed]
+    return cells
 
 
 def part_problems(part: Part, expected: list[str] | None = None) -> list[str]:
@@ -173,6 +200,16 @@ def part_problems(part: Part, expected: list[str] | None = None) -> list[str]:
                 problems.append(f"{stem}: {record['claim']} also decided in {seen[record['claim']]}")
             else:
                 seen[record["claim"]] = stem
+        for record in mime_records(notebook, CONTROLS_MIME):
+            label = record.get("label")
+            if (record.get("claim") not in CLAIMS or not record.get("control")
+                    or label != f"{record.get('claim')} at {record.get('control')}"
+                    or record.get("verdict") not in ("holds", "does not hold", "not measured")):
+                problems.append(f"{stem}: malformed control record {label!r}")
+            elif label in seen:
+                problems.append(f"{stem}: {label} also decided in {seen[label]}")
+            else:
+                seen[label] = stem
     return problems
 
 

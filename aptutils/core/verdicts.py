@@ -50,12 +50,18 @@ class Verdict:
     statistic: str
     verdict: str
     reason: str = ""
+    control: str = ""  # a control run of the claim beside the paper's protocol, e.g. "equal steps"
 
     def __post_init__(self) -> None:
         if self.claim not in CLAIMS:
             raise ValueError(f"unknown claim {self.claim!r}; claims are {', '.join(CLAIMS)}")
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    @property
+    def label(self) -> str:
+        """The row's name: the claim ("C2"), or the claim under its control ("C2 at equal steps")."""
+        return f"{self.claim} at {self.control}" if self.control else self.claim
 
 
 def decide(condition: bool | None) -> str:
@@ -72,24 +78,27 @@ def _claim_number(claim: str) -> int:
 
 
 def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
-    """One row per claim, in claim order, indexed by claim id ("claim").
+    """One row per claim, in claim order, each control row right after its claim; indexed by the
+    row's label ("C2", "C2 at equal steps"), named "claim".
 
     Columns: claim text, paper (what the paper reports), this run, deciding statistic, verdict,
     reason.
     """
-    claims = [v.claim for v in verdicts]
-    repeated = sorted({c for c in claims if claims.count(c) > 1}, key=_claim_number)
+    labels = [v.label for v in verdicts]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
         raise ValueError(f"one verdict per claim: {', '.join(repeated)} given more than once")
-    rows = {v.claim: (CLAIMS[v.claim], PAPER_FIGURES[v.claim], v.this_run, v.statistic, v.verdict,
-                      v.reason)
-            for v in sorted(verdicts, key=lambda v: _claim_number(v.claim))}
+    ordered = sorted(verdicts, key=lambda v: (_claim_number(v.claim), v.control))
+    rows = {v.label: (CLAIMS[v.claim], PAPER_FIGURES[v.claim] if not v.control else "",
+                      v.this_run, v.statistic, v.verdict, v.reason)
+            for v in ordered}
     table = pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
     table.index.name = "claim"
     return table
 
 
-VERDICTS_MIME = "application/vnd.aptbook.verdicts+json"
+VERDICTS_MIME = "application/vnd.aptbook.verdicts+json"  # one record per claim, C1-C12
+CONTROLS_MIME = "application/vnd.aptbook.controls+json"  # a claim under a control, e.g. equal steps
 MODELS_MIME = "application/vnd.aptbook.models+json"  # chapter 1: one record per pre-trained model
 
 
@@ -106,10 +115,18 @@ class VerdictReport:
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         table = self.table
-        records = [{"claim": claim, **row} for claim, row in table.to_dict(orient="index").items()]
-        # the records travel as a JSON string, so nbval's sanitize rules reach their numbers
-        return {"text/html": table.to_html(), "text/plain": table.to_string(),
-                VERDICTS_MIME: json.dumps(records, ensure_ascii=False)}
+        by_label = {v.label: v for v in self.verdicts}
+        rows = table.to_dict(orient="index")  # in claim order
+        records = [{"claim": label, **row} for label, row in rows.items()
+                   if not by_label[label].control]
+        controls = [{"claim": by_label[label].claim, "control": by_label[label].control,
+                     "label": label, **row} for label, row in rows.items() if by_label[label].control]
+        # the records travel as JSON strings, so nbval's sanitize rules reach their numbers
+        bundle = {"text/html": table.to_html(), "text/plain": table.to_string(),
+                  VERDICTS_MIME: json.dumps(records, ensure_ascii=False)}
+        if controls:
+            bundle[CONTROLS_MIME] = json.dumps(controls, ensure_ascii=False)
+        return bundle
 
 
 def report(verdicts: list[Verdict]) -> VerdictReport:
@@ -131,6 +148,16 @@ def gather_verdicts(notebooks: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("claim")[columns]
 
 
+def gather_controls(notebooks: dict[str, dict]) -> pd.DataFrame:
+    """Every control verdict ("C2 at equal steps") recorded in executed notebooks, one row per
+    label with the claim, the control and the chapter it comes from; empty when none is."""
+    rows = [{"chapter": chapter, "reason": "", **record}
+            for chapter, notebook in notebooks.items()
+            for record in mime_records(notebook, CONTROLS_MIME)]
+    columns = ["claim", "control", "chapter", "claim text", "this run", "verdict", "reason"]
+    return pd.DataFrame(rows, columns=["label"] + columns).set_index("label")
+
+
 def mime_records(notebook: dict, mime: str) -> list[dict]:
     """Every record an executed notebook carries under `mime` (JSON strings), in cell order."""
     return [record for cell in notebook.get("cells", []) for output in cell.get("outputs", [])
@@ -138,16 +165,19 @@ def mime_records(notebook: dict, mime: str) -> list[dict]:
 
 
 def gather_model_records(notebooks: dict[str, dict]) -> pd.DataFrame:
-    """Chapter 1's model records as a table: per W_S, steps and masked / all-modified readings
-    beside the most-frequent-token and copy rules. Empty when no chapter carries them."""
+    """Chapter 1's model records as a table: per model (series, W_S), steps and masked /
+    all-modified readings beside the most-frequent-token and copy rules, and its masked accuracy
+    on its own training samples. Empty when no chapter carries them."""
     rows = []
     for notebook in notebooks.values():
         for r in mime_records(notebook, MODELS_MIME):
             rules = r["baselines"]
-            rows.append({"W_S": f"{r['ws']:,}", "steps": f"{r['steps']:,}",
+            rows.append({"series": r.get("series", "equal epochs"),
+                         "W_S": f"{r['ws']:,}", "steps": f"{r['steps']:,}",
                          "masked accuracy": r["masked_accuracy"],
                          "masked ⟨APT⟩": r["masked_mean_apt"],
                          "most frequent token, masked": rules["most frequent token"]["masked_accuracy"],
                          "all modified accuracy": r["all_accuracy"],
-                         "copy, else most frequent, all": rules["copy, else most frequent"]["all_accuracy"]})
+                         "copy, else most frequent, all": rules["copy, else most frequent"]["all_accuracy"],
+                         "own samples, masked accuracy": r.get("own_masked_accuracy", np.nan)})
     return pd.DataFrame(rows)

@@ -28,25 +28,34 @@ def rank_frequency_figure(counts: np.ndarray, title: str = "Token frequencies") 
     return figure
 
 
-def plateau_figure(logs: dict[int, pd.DataFrame], baselines: dict[str, float]) -> plt.Figure:
+def plateau_figure(logs: dict[int, pd.DataFrame], baselines: dict[str, float],
+                   control: dict[int, pd.DataFrame] | None = None,
+                   control_name: str = "equal steps") -> plt.Figure:
     """The unigram plateau: held-out loss, masked accuracy and accuracy over all modified positions
-    against step, one line per W_S, with the trivial rules drawn as dashed lines.
+    against step, one line per W_S, with the trivial rules drawn as dashed black lines.
 
     logs: W_S -> a model's log (columns step, eval_loss, eval_masked_accuracy, eval_accuracy);
-    baselines: "unigram loss", "most frequent token (masked)", "copy, else most frequent (all)".
+    control: the same for a control series (e.g. equal steps), drawn dotted in its W_S's colour
+    (a W_S whose model is also in `logs` is drawn once); baselines: "unigram loss", "most
+    frequent token (masked)", "copy, else most frequent (all)".
     """
     panels = (("eval_loss", "held-out MLM loss (nats)", "Loss", "unigram loss"),
               ("eval_masked_accuracy", "accuracy on masked positions", "Masked positions",
                "most frequent token (masked)"),
               ("eval_accuracy", "accuracy on all modified positions", "All modified positions",
                "copy, else most frequent (all)"))
+    sizes = sorted(set(logs) | set(control or {}))
+    colors = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
+    lines = [(f"W_S = {ws:,}", "o-", colors[ws], log) for ws, log in sorted(logs.items())]
+    lines += [(f"W_S = {ws:,}, {control_name}", "x:", colors[ws], log)
+              for ws, log in sorted((control or {}).items())
+              if not (ws in logs and log.equals(logs[ws]))]
     figure, axes = plt.subplots(1, 3, figsize=(14, 4))
-    palette = sns.color_palette("viridis", len(logs))
     for axis, (column, ylabel, title, rule) in zip(axes, panels):
-        for color, (ws, log) in zip(palette, sorted(logs.items())):
+        for label, style, color, log in lines:
             if column in log:
                 held = log.dropna(subset=[column])
-                axis.plot(held["step"], held[column], "o-", ms=3, color=color, label=f"W_S = {ws:,}")
+                axis.plot(held["step"], held[column], style, ms=3, color=color, label=label)
         axis.axhline(baselines[rule], color="black", ls="--", lw=1, label=rule)
         axis.set(xlabel="step", ylabel=ylabel, title=title)
         axis.legend(fontsize=8)
@@ -156,10 +165,13 @@ def _model_palette(models: list[str]) -> dict[str, tuple]:
 def finetune_accuracy_figure(table: pd.DataFrame, title: str | None = None) -> plt.Figure:
     """Test accuracy against block, one panel per task, one line per model and protocol
     (solid: frozen trunk, dashed: full fine-tuning), chance dotted; `title` (computed from the
-    run) above the panels.
+    run) above the panels. The equal-epochs series and the untrained model only: the
+    equal-steps models are compared in `finetune_ws_figure`.
 
     table: `reports.ch5_finetuning.accuracy_table` rows.
     """
+    if "series" in table:
+        table = table[table["series"] != "equal steps"]
     tasks = list(dict.fromkeys(table["task"]))
     palette = _model_palette(list(dict.fromkeys(table["model"])))
     figure, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False,
@@ -188,19 +200,34 @@ def _suptitle(figure: plt.Figure, title: str | None) -> None:
 
 
 def finetune_ws_figure(table: pd.DataFrame, block: int, title: str | None = None) -> plt.Figure:
-    """Test accuracy at one block against W_S (log axis), one panel per task; the untrained
-    model as a horizontal line, one colour per protocol; `title` (computed) above the panels."""
+    """Test accuracy at one block against W_S (log axis), one panel per task, one colour per
+    protocol: the W_S series at equal epochs (circles, solid) and, where the table has it, at
+    equal steps (squares, dash-dotted; it ends at the largest W_S, whose model both series
+    share); the untrained model as a dashed line, chance dotted; `title` (computed) above.
+
+    table: `reports.ch5_finetuning.accuracy_table` rows (a `series` column tells the series)."""
     tasks = list(dict.fromkeys(table["task"]))
     figure, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False,
                                 layout="constrained")
     at_block = table[table["block"] == block]
+    styles = {"equal epochs": "o-", "equal steps": "s-."}
     for axis, task in zip(axes[0], tasks):
         for color, (protocol, rows) in zip(sns.color_palette(), at_block[at_block["task"] == task]
                                            .groupby("protocol", sort=False)):
             trained = rows[rows["pretrained"]].sort_values("ws")
-            axis.plot(trained["ws"], trained["accuracy"], "o-", color=color, label=f"pre-trained, {protocol}")
+            named = trained["series"] if "series" in trained else pd.Series("", trained.index)
+            epochs = trained[named != "equal steps"]
+            steps = trained[named == "equal steps"]
+            if len(steps):  # the largest W_S's model closes the equal-steps series too
+                steps = pd.concat([steps, epochs[epochs["ws"] == epochs["ws"].max()]])
+            for series, line in (("equal epochs", epochs), ("equal steps", steps)):
+                if len(line):
+                    axis.plot(line["ws"], line["accuracy"], styles[series], color=color,
+                              label=f"pre-trained, {series}, {protocol}")
             for value in rows.loc[~rows["pretrained"], "accuracy"]:
-                axis.axhline(value, color=color, ls="--", label=f"untrained, {protocol}")
+                axis.axhline(value, color=color, ls="--", lw=1.2, label=f"untrained, {protocol}")
+        axis.axhline(at_block.loc[at_block["task"] == task, "chance"].iloc[0], color="black",
+                     ls=":", lw=1, label="chance")
         axis.set(xscale="log", xlabel="W_S (pre-training samples)", ylabel=f"test accuracy at block {block}",
                  title=task)
     axes[0][-1].legend(fontsize=8)

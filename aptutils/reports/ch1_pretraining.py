@@ -16,11 +16,13 @@ from ..core.verdicts import MODELS_MIME
 from ..data.corpus import Samples, resolved_corpus
 from ..data.masking import KIND_NAMES, mask_tokens, special_token_ids
 from ..data.pretraining import PretrainingData
+from ..training.equal_steps import SERIES_NAMES
 from ..training.evaluation import heldout_counts
 from ..training.pretrain import PretrainedModel, readout_model
 from ..training.published import PUBLISHED_DIR
 
 PLATEAU_MULTIPLE = 2.0  # off the plateau: masked accuracy at least this multiple of the unigram rule's
+OWN_SAMPLES = 1_000  # memorisation: the first samples of W_S (in every W_S of the nested series)
 
 SOURCE_NOTES = {
     "mirror": "offline mirror: a Wikipedia sample (~1/2000 of English Wikipedia)",
@@ -88,19 +90,31 @@ def masking_split_table(samples: Samples, tokenizer, mask_prob: float) -> pd.Dat
     return pd.DataFrame(rows, columns=["share", "rule", "measured", "positions"]).set_index("share")
 
 
-def model_cards(series: dict[int, PretrainedModel]) -> pd.DataFrame:
-    """One row per W_S: size, steps, tokens, time, device and the final held-out loss."""
+def model_cards(series: dict[int, PretrainedModel],
+                steps_series: dict[int, PretrainedModel] | None = None) -> pd.DataFrame:
+    """One row per model (series, W_S): size, steps, tokens, time, device and the final held-out
+    loss; the largest W_S, the same model in both series, is listed once."""
     rows = []
-    for ws, model in sorted(series.items()):
-        card = model.card
-        rows.append({
-            "W_S (samples)": ws, "parameters": card["parameters"], "steps": card["steps"],
-            "tokens seen": card["tokens_seen"], "wall time (s)": round(card["wall_seconds"]),
-            "tokens/s": round(card["tokens_seen"] / card["wall_seconds"]),
-            "device": f"{card['device']} x{card['processes']}",
-            "held-out loss (nats)": card["heldout_loss"],
-        })
-    return pd.DataFrame(rows).set_index("W_S (samples)")
+    for name, models in _named(series, steps_series).items():
+        for ws, model in sorted(models.items()):
+            card = model.card
+            rows.append({
+                "series": name, "W_S (samples)": ws, "parameters": card["parameters"],
+                "steps": card["steps"], "tokens seen": card["tokens_seen"],
+                "wall time (s)": round(card["wall_seconds"]),
+                "tokens/s": round(card["tokens_seen"] / card["wall_seconds"]),
+                "device": f"{card['device']} x{card['processes']}",
+                "held-out loss (nats)": card["heldout_loss"],
+            })
+    return pd.DataFrame(rows).set_index(["series", "W_S (samples)"])
+
+
+def _named(series: dict[int, PretrainedModel],
+           steps_series: dict[int, PretrainedModel] | None) -> dict[str, dict[int, PretrainedModel]]:
+    """{"equal epochs": series, "equal steps": its models not in `series`} (the latter when run)."""
+    control = {ws: m for ws, m in (steps_series or {}).items()
+               if ws not in series or m.folder != series[ws].folder}
+    return {SERIES_NAMES["epochs"]: series} | ({SERIES_NAMES["steps"]: control} if control else {})
 
 
 def paper_vs_run_table(settings: Settings, tokenizer) -> pd.DataFrame:
@@ -143,72 +157,147 @@ FIGURE_NAMES = {"masked_accuracy": "masked: accuracy", "masked_mean_apt": "maske
                 "all_accuracy": "all modified: accuracy", "all_mean_apt": "all modified: ⟨APT⟩"}
 
 
+OWN_NAME = "own samples: masked accuracy"
+
+
 @dataclass(frozen=True)
 class ModelRecords:
-    """One record per model of the W_S series: its steps and readings on W_test through its own
-    head, beside the trivial rules (frequencies of its own W_S) and the untrained model. Shown as a
-    table; carried as JSON under MODELS_MIME for the verdicts page, the tests and readers' tools."""
+    """One record per pre-trained model (the equal-epochs series, then the models the equal-steps
+    series adds): its series, steps and readings on W_test through its own head, its masked
+    accuracy on its own training samples, beside the trivial rules (frequencies of its own W_S)
+    and the untrained model. Shown as a table; carried as JSON under MODELS_MIME for the verdicts
+    page, the tests and readers' tools."""
 
     records: tuple[dict, ...]
 
     @property
+    def largest(self) -> dict:
+        """The record of the largest W_S of the equal-epochs series (the paper's protocol)."""
+        first = [r for r in self.records if r["series"] == self.records[0]["series"]]
+        return max(first, key=lambda r: r["ws"])
+
+    @property
     def table(self) -> pd.DataFrame:
         """Rows: each model, then the rules and the untrained model at the largest W_S."""
-        largest = self.records[-1]
-        rows = {f"model, W_S = {r['ws']:,}": {k: r[k] for k in FIGURE_NAMES} for r in self.records}
+        largest = self.largest
+        several = len({r["series"] for r in self.records}) > 1
+        rows = {record_name(r, several): {**{k: r[k] for k in FIGURE_NAMES},
+                                          "own_masked_accuracy": r["own_masked_accuracy"]}
+                for r in self.records}
         rows |= {f"{rule} (W_S = {largest['ws']:,})": figures
                  for rule, figures in largest["baselines"].items()}
-        return pd.DataFrame.from_dict(rows, orient="index").rename(columns=FIGURE_NAMES)
+        return (pd.DataFrame.from_dict(rows, orient="index")
+                .rename(columns=FIGURE_NAMES | {"own_masked_accuracy": OWN_NAME}))
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         table = self.table
-        return {"text/html": table.to_html(float_format="{:.3f}".format, escape=True),
-                "text/plain": table.to_string(float_format="{:.3f}".format),
+        return {"text/html": table.to_html(float_format="{:.3f}".format, escape=True, na_rep=""),
+                "text/plain": table.to_string(float_format="{:.3f}".format, na_rep=""),
                 MODELS_MIME: json.dumps(list(self.records))}
 
 
-def model_records(settings: Settings, series: dict[int, PretrainedModel],
-                  data: PretrainingData) -> ModelRecords:
-    """Read every model of the series on W_test (its own head), and the baselines beside it."""
+def record_name(record: dict, several: bool = True) -> str:
+    """A model record's row name: "model, W_S = 1,000" (", equal steps, 12,000 steps" for a
+    control model)."""
+    name = f"model, W_S = {record['ws']:,}"
+    if several and record["series"] != SERIES_NAMES["epochs"]:
+        name += f", {record['series']}"
+    return f"{name} ({record['steps']:,} steps)" if several else name
+
+
+def own_samples(samples: Samples, ws_list: tuple[int, ...], tokenizer, mask_prob: float,
+                seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs, labels, kinds) of the first min(OWN_SAMPLES, smallest W_S) samples of the pool,
+    masked once with the seed: training samples of every model of the nested series."""
+    ids = np.asarray(samples.train_slice(min(OWN_SAMPLES, min(ws_list))))
+    return mask_tokens(ids, special_token_ids(tokenizer), tokenizer.mask_token_id, len(tokenizer),
+                       mask_prob, seed=seed)
+
+
+def model_records(settings: Settings, series: dict[int, PretrainedModel], data: PretrainingData,
+                  steps_series: dict[int, PretrainedModel] | None = None) -> ModelRecords:
+    """Read every model of the series (and the equal-steps models not in it) on W_test and on its
+    own training samples (its own head), with the baselines beside it."""
     samples, tokenizer = data.samples, data.tokenizer
     test = tuple(np.asarray(samples.array(n)) for n in ("test_inputs", "test_labels", "test_kinds"))
+    own = own_samples(samples, settings.ws_list, tokenizer, settings.mask_prob, settings.seed)
     device = resolved_device(settings)
-    untrained, _ = readout_model(settings, max(series), False, data, None)
-    untrained_figures = kind_figures(heldout_counts(untrained.to(device), *test, device=device,
-                                                    precision=settings.precision))
+
+    def read(model) -> TokenCounts:
+        return heldout_counts(model.to(device), *test, device=device, precision=settings.precision)
+
+    untrained_figures = kind_figures(read(readout_model(settings, max(series), False, data, None)[0]))
     records = []
-    for ws, model in sorted(series.items()):
-        counts = heldout_counts(model.load().to(device), *test, device=device,
-                                precision=settings.precision)
-        frequency = token_counts(samples.train_slice(ws), len(tokenizer), special_token_ids(tokenizer))
-        rules = rule_counts(*test, frequency, tokenizer.mask_token_id)
-        card = model.card
-        records.append({
-            "ws": ws, "steps": card["steps"], "tokens_seen": card["tokens_seen"],
-            "heldout_loss": counts.loss, **kind_figures(counts),
-            "unigram_loss": unigram_loss(test[1], frequency),
-            "baselines": {**{rule: kind_figures(rules[rule]) for rule in RULES},
-                          "untrained model": untrained_figures},
-        })
+    for name, models in _named(series, steps_series).items():
+        for ws, model in sorted(models.items()):
+            loaded = model.load()
+            counts = read(loaded)
+            own_counts = heldout_counts(loaded, *own, device=device, precision=settings.precision)
+            frequency = token_counts(samples.train_slice(ws), len(tokenizer),
+                                     special_token_ids(tokenizer))
+            rules = rule_counts(*test, frequency, tokenizer.mask_token_id)
+            card = model.card
+            records.append({
+                "series": name, "ws": ws, "steps": card["steps"], "tokens_seen": card["tokens_seen"],
+                "heldout_loss": counts.loss, **kind_figures(counts),
+                "own_masked_accuracy": own_counts.kind_accuracy("masked"),
+                "unigram_loss": unigram_loss(test[1], frequency),
+                "baselines": {**{rule: kind_figures(rules[rule]) for rule in RULES},
+                              "untrained model": untrained_figures},
+            })
     return ModelRecords(tuple(records))
 
 
 def plateau_lines(records: ModelRecords) -> dict[str, float]:
     """The trivial rules of the largest W_S as the plateau figure's dashed lines."""
-    largest = records.records[-1]
+    largest = records.largest
     return {"unigram loss": largest["unigram_loss"],
             "most frequent token (masked)": largest["baselines"]["most frequent token"]["masked_accuracy"],
             "copy, else most frequent (all)":
                 largest["baselines"]["copy, else most frequent"]["all_accuracy"]}
 
 
+def left_plateau(record: dict) -> bool:
+    """Whether a model's masked accuracy on W_test is at least PLATEAU_MULTIPLE x the most
+    frequent token's (of its own W_S)."""
+    return record["masked_accuracy"] >= PLATEAU_MULTIPLE * _unigram(record)
+
+
+def _unigram(record: dict) -> float:
+    return record["baselines"]["most frequent token"]["masked_accuracy"]
+
+
+def plateau_exit(log: pd.DataFrame, record: dict) -> int | None:
+    """The first evaluated step at which the model's masked accuracy on W_test reached
+    PLATEAU_MULTIPLE x the most frequent token's, or None if it never did."""
+    held = log.dropna(subset=["eval_masked_accuracy"]) if "eval_masked_accuracy" in log else log[:0]
+    off = held[held["eval_masked_accuracy"] >= PLATEAU_MULTIPLE * _unigram(record)]
+    return int(off["step"].iloc[0]) if len(off) else None
+
+
+def plateau_table(records: ModelRecords, series: dict[int, PretrainedModel],
+                  steps_series: dict[int, PretrainedModel] | None = None) -> pd.DataFrame:
+    """Per model: steps, the step it left the plateau (from its training log), masked accuracy on
+    W_test and on its own training samples, and their gap (memorisation)."""
+    models = _named(series, steps_series)
+    rows = []
+    for r in records.records:
+        exit_step = plateau_exit(models[r["series"]][r["ws"]].log, r)
+        rows.append({"series": r["series"], "W_S": r["ws"], "steps": r["steps"],
+                     "left the plateau at step": "never" if exit_step is None else f"{exit_step:,}",
+                     "masked accuracy, W_test": r["masked_accuracy"],
+                     "masked accuracy, own samples": r["own_masked_accuracy"],
+                     "gap (own - W_test)": r["own_masked_accuracy"] - r["masked_accuracy"]})
+    return pd.DataFrame(rows).set_index(["series", "W_S"])
+
+
 def plateau_sentence(records: ModelRecords) -> str:
     """Whether the largest model has left the unigram plateau, with the figures that say so."""
-    largest = records.records[-1]
-    unigram = largest["baselines"]["most frequent token"]["masked_accuracy"]
+    largest = records.largest
+    unigram = _unigram(largest)
     combined = largest["baselines"]["copy, else most frequent"]["all_accuracy"]
     multiple = largest["masked_accuracy"] / unigram if unigram > 0 else float("inf")
-    left = multiple >= PLATEAU_MULTIPLE
+    left = left_plateau(largest)
     return (f"On the masked positions of W_test the largest model (W_S = {largest['ws']:,}) predicts "
             f"{largest['masked_accuracy']:.1%} of the tokens, {multiple:.1f}x the "
             f"{unigram:.1%} of always answering the most frequent token; its masked ⟨APT⟩ is "
@@ -222,29 +311,60 @@ def plateau_sentence(records: ModelRecords) -> str:
                 f"frequencies and copying its input, and the later chapters read it as such."))
 
 
-def provenance_sentence(series: dict[int, PretrainedModel]) -> str:
-    """Where the models come from: published with the book (command, machine, date, sha256) or
-    trained into this run's store."""
-    published = {ws: m for ws, m in series.items() if m.folder.parent == PUBLISHED_DIR}
+def series_plateau_sentence(table: pd.DataFrame) -> str:
+    """Which models left the plateau, and when, and how far each model's accuracy on its own
+    training samples lies above W_test's (from `plateau_table`)."""
+    parts = []
+    for (series, ws), row in table.iterrows():
+        where = ("never left the plateau" if row["left the plateau at step"] == "never"
+                 else f"left it at step {row['left the plateau at step']}")
+        parts.append(f"W_S = {ws:,} at {series} ({row['steps']:,} steps) {where}; masked "
+                     f"accuracy {row['masked accuracy, own samples']:.1%} on its own training "
+                     f"samples against {row['masked accuracy, W_test']:.1%} on W_test")
+    gaps = table["gap (own - W_test)"]
+    if gaps.max() <= 0:
+        return "; ".join(parts) + (". No model scores higher on its own training samples than on "
+                                   "W_test: none shows memorisation.")
+    most = gaps.idxmax()
+    return ("; ".join(parts) + f". The largest gap between a model's own samples and W_test, the "
+            f"sign of memorisation, is W_S = {most[1]:,} at {most[0]} ({gaps.max():+.1%}).")
+
+
+def provenance_sentence(models: list[PretrainedModel], profile: str) -> str:
+    """Where the models come from: published with the book (the command that re-trains them,
+    machine, date, sha256) or trained into this run's store."""
+    published = [m for m in models if m.folder.parent == PUBLISHED_DIR]
     if not published:
         return ("The models were trained in this run (or read back from its artifact store); no "
                 "published model matches these settings.")
-    card = published[max(published)].card
-    minutes = sum(m.card["wall_seconds"] for m in published.values()) / 60
-    hashes = ", ".join(f"W_S {ws:,}: `{m.card['sha256'][:12]}`" for ws, m in sorted(published.items()))
+    latest = max(published, key=lambda m: m.card["published"]).card
+    minutes = sum(m.card["wall_seconds"] for m in published) / 60
+    hashes = ", ".join(f"`{m.folder.name}`: `{m.card['sha256'][:12]}`"
+                       for m in sorted(published, key=lambda m: m.folder.name))
     return (f"The models are the ones published with the book (`book/models/`), read after "
-            f"checking their sha256 ({hashes}). They were trained by `{card['command']}` on "
-            f"{card['device']} ({card['machine']}) in {minutes:.0f} minutes in all, published "
-            f"{card['published']} at commit `{card['commit'][:10]}`. To re-train them from "
-            f"scratch, run that command with an empty artifact store (the same time again on the "
-            f"same machine); `-p pretrain train` makes any chapter use the store instead.")
+            f"checking their sha256 ({hashes}). They were trained by "
+            f"`python -m aptutils pretrain --profile {profile} -p pretrain train --publish` on {latest['device']} ({latest['machine']}) in "
+            f"{minutes:.0f} minutes in all; the latest was published {latest['published']} at commit "
+            f"`{latest['commit'][:10]}`. To re-train them from scratch, run that command with an "
+            f"empty artifact store (the same time again on the same machine); `-p pretrain train` "
+            f"makes any chapter use the store instead.")
 
 
-def series_design_sentence(series: dict[int, PretrainedModel], settings: Settings) -> str:
-    """What the W_S series measures: the same epochs for every W_S, so more data is more steps."""
+def series_design_sentence(series: dict[int, PretrainedModel], settings: Settings,
+                           steps_series: dict[int, PretrainedModel] | None = None) -> str:
+    """What the W_S series measures (the same epochs for every W_S, so more data is more steps),
+    and the equal-steps control beside it."""
     steps = " / ".join(f"{m.card['steps']:,}" for _, m in sorted(series.items()))
-    return (f"Every model trains for the same {settings.epochs:g} epochs over its own W_S, as in "
+    said = (f"Every model trains for the same {settings.epochs:g} epochs over its own W_S, as in "
             f"the paper, so a larger W_S also means more steps ({steps}): the series varies data "
-            f"and compute together, and chapter 2's C2 cannot tell which of the two drives a rise. "
-            f"The control at equal steps (every W_S trained for the largest model's steps) was not "
-            f"run at this budget.")
+            f"and compute together. ")
+    control = _named(series, steps_series).get(SERIES_NAMES["steps"])
+    if not control:
+        return said + ("The control at equal steps was not run (`equal_steps` is off), so chapter "
+                       "2's C2 cannot tell which of the two drives a rise.")
+    largest = max(series)
+    trained = ", ".join(f"W_S = {ws:,} for {m.card['steps']:,} steps" for ws, m in sorted(control.items()))
+    return said + (f"The control at equal steps trains {trained}, the steps of W_S = {largest:,}, "
+                   f"with the same schedule (warm-up share and linear decay to 0 at the last step); "
+                   f"W_S = {largest:,} is the same model in both series. Chapters 2 and 5 read "
+                   f"both, so a claim about W_S can be told apart from a claim about steps.")

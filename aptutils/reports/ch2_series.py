@@ -21,10 +21,14 @@ from ..analysis.rises import (
 )
 from ..core.counts import TokenCounts
 from ..core.verdicts import Verdict, decide
+from ..training.equal_steps import SERIES_NAMES
+from .controls import EQUAL_STEPS, equal_steps_verdict
 
 N_BOOT = 1000
 NO_SERIES = ("the model read is an external checkpoint (the `model` parameter), which has no W_S "
              "series of its own to compare")
+NO_EQUAL_STEPS = ("the equal-steps series was not run (`equal_steps` is off, or an external "
+                  "checkpoint is read)")
 
 RULE_GLOSS = {  # what it means when a model does not beat a rule on the reading
     "most frequent token": "the model has not left the unigram plateau",
@@ -89,41 +93,86 @@ def c2_verdict(rise: Rise, largest: TokenCounts, rules: dict[str, TokenCounts],
                    + beats_rules(largest, rules, reading, where, seed)[1])
 
 
+def c2_equal_steps_verdict(epochs: Verdict, rise: Rise | None, largest: TokenCounts | None,
+                           rules: dict[str, TokenCounts], reading: PositionReading,
+                           seed: int) -> Verdict:
+    """C2 at equal steps: the same rule as `c2_verdict` along the equal-steps series (`rise`;
+    None when it was not run), beside the verdict at equal epochs (`epochs`), saying what the two
+    verdicts say together: about data or about steps."""
+    if rise is None:
+        return Verdict("C2", "", epochs.statistic, decide(None), NO_EQUAL_STEPS,
+                       control=EQUAL_STEPS)
+    return equal_steps_verdict(epochs, c2_verdict(rise, largest, rules, reading, seed))
+
+
 def direction(interval: Interval, rises: str = "rises", falls: str = "falls",
               flat: str = "no change resolved") -> str:
     """`rises`, `falls` or `flat`, from where the interval lies around 0."""
     return rises if interval.above(0) else falls if interval.below(0) else flat
 
 
-def ws_title(rise: Rise | None, reading: PositionReading) -> str:
-    if rise is None:
-        return f"{reading.name} ⟨APT⟩ against W_S: {NO_SERIES}"
-    if len(rise.points) < 2:
-        return f"{reading.name} ⟨APT⟩ against W_S (one model)"
-    return (f"{reading.name} ⟨APT⟩ against W_S: {direction(rise.total)} from "
-            f"{rise.points[0]:,} to {rise.points[-1]:,}, {rise.total.text(signed=True)}")
+def _rise_clause(rise: Rise) -> str:
+    return (f"{direction(rise.total)} from {rise.points[0]:,} to {rise.points[-1]:,}, "
+            f"{rise.total.text(signed=True)}")
 
 
-def ws_figure_args(rise: Rise, series: dict[int, TokenCounts], rules: dict[str, TokenCounts],
-                   reading: PositionReading) -> dict:
-    """`metric_by_ws_figure` arguments: <APT> (reading, own head) with intervals, <APT> on all
-    kinds, and the rules' <APT> on the reading (dashed); without a series, the rules alone."""
-    name = f"⟨APT⟩ {reading.name}"
-    levels = dict(zip(rise.points, rise.levels)) if rise is not None else {}
-    curves = {name: {ws: v.estimate for ws, v in levels.items()},
-              "⟨APT⟩ all": {ws: c.mean_apt(None, reading.min_occurrences) for ws, c in series.items()}}
-    dashed = {f"{rule} rule, {name}": rules[rule].mean_apt(reading.kinds, reading.min_occurrences)
+def ws_title(rises: dict[str, Rise | None], reading: PositionReading) -> str:
+    """What the run computed along each series ({series name: rise}; one series: its rise alone)."""
+    head = f"{reading.name} ⟨APT⟩ against W_S"
+    if all(rise is None for rise in rises.values()):
+        return f"{head}: {NO_SERIES}"
+    shown = {name: rise for name, rise in rises.items() if rise is not None}
+    if all(len(rise.points) < 2 for rise in shown.values()):
+        return f"{head} (one model)"
+    if len(shown) == 1:
+        return f"{head}: {_rise_clause(next(iter(shown.values())))}"
+    return f"{head}: " + "; ".join(f"at {name}, {_rise_clause(rise)}" for name, rise in shown.items())
+
+
+def ws_figure_args(rises: dict[str, Rise | None], series: dict[str, dict[int, TokenCounts]],
+                   rules: dict[str, TokenCounts], reading: PositionReading) -> dict:
+    """`metric_by_ws_figure` arguments: per series ({name: ...}, e.g. "equal epochs", "equal
+    steps"), <APT> (reading, own head) with intervals and <APT> on all kinds; the rules' <APT> on
+    the reading (dashed); without a series, the rules alone."""
+    curves, intervals = {}, {}
+    several = sum(bool(counts) for counts in series.values()) > 1
+    for label, rise in rises.items():
+        suffix = f", {label}" if several else ""
+        name = f"⟨APT⟩ {reading.name}{suffix}"
+        levels = dict(zip(rise.points, rise.levels)) if rise is not None else {}
+        curves[name] = {ws: v.estimate for ws, v in levels.items()}
+        intervals[name] = {ws: (v.low, v.high) for ws, v in levels.items()}
+    for label, counts in series.items():
+        suffix = f", {label}" if several else ""
+        curves[f"⟨APT⟩ all{suffix}"] = {ws: c.mean_apt(None, reading.min_occurrences)
+                                        for ws, c in counts.items()}
+    curves = {name: values for name, values in curves.items() if values} or {"": {}}
+    dashed = {f"{rule} rule, ⟨APT⟩ {reading.name}":
+              rules[rule].mean_apt(reading.kinds, reading.min_occurrences)
               for rule in RULES if rule in rules}
-    return {"curves": curves, "intervals": {name: {ws: (v.low, v.high) for ws, v in levels.items()}},
-            "dashed": dashed, "ylabel": "held-out ⟨APT⟩ (last block, own head)",
-            "title": ws_title(rise, reading)}
+    return {"curves": curves, "intervals": intervals, "dashed": dashed,
+            "ylabel": "held-out ⟨APT⟩ (last block, own head)", "title": ws_title(rises, reading)}
 
 
-def series_table(series: dict[int, TokenCounts], rules: dict[str, TokenCounts],
+def series_rows(series: dict[str, dict[int, TokenCounts]]) -> dict[str, TokenCounts]:
+    """{row name: counts} over the series ({name: {W_S: counts}}), the first series' rows first;
+    the largest W_S, the same model in every series, is shown once."""
+    names = [label for label, counts in series.items() if counts]
+    rows, shared = {}, max(series[names[0]]) if names else None
+    for label in names:
+        for ws, counts in sorted(series[label].items()):
+            if label != names[0] and ws == shared:
+                continue
+            suffix = "" if len(names) == 1 else ", both series" if ws == shared else f", {label}"
+            rows[f"W_S = {ws:,}{suffix}"] = counts
+    return rows
+
+
+def series_table(series: dict[str, dict[int, TokenCounts]], rules: dict[str, TokenCounts],
                  reading: PositionReading) -> pd.DataFrame:
-    """Per model of the series (and per rule): <APT> and token-weighted accuracy on the reading
+    """Per model of each series (and per rule): <APT> and token-weighted accuracy on the reading
     and on all kinds, same W_test positions."""
-    rows = {**{f"W_S = {ws:,}": c for ws, c in sorted(series.items())},
+    rows = {**series_rows(series),
             **{f"rule: {rule}": rules[rule] for rule in RULES if rule in rules}}
     return pd.DataFrame({
         f"⟨APT⟩ {reading.name}": {k: c.mean_apt(reading.kinds, reading.min_occurrences)
@@ -136,3 +185,9 @@ def series_table(series: dict[int, TokenCounts], rules: dict[str, TokenCounts],
 def largest_model(series: dict[int, TokenCounts]) -> TokenCounts | None:
     """The counts of the series' largest W_S, or None without a series."""
     return series[max(series)] if series else None
+
+
+def named_series(epochs, steps) -> dict:
+    """{"equal epochs": epochs, "equal steps": steps} (counts by W_S, or rises), the latter only
+    when it was run (not empty, not None)."""
+    return {SERIES_NAMES["epochs"]: epochs} | ({SERIES_NAMES["steps"]: steps} if steps else {})

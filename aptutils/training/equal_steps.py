@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-from ..core.errors import ParameterError
 from ..core.params import Settings
 from ..core.store import Store
 from ..data.pretraining import PretrainingData, pretraining_data
@@ -35,9 +34,8 @@ def equal_steps_epochs(settings: Settings, ws: int) -> float:
     epochs = target / math.ceil(ws / settings.batch_size)
     while planned_steps(epochs, ws, settings.batch_size) > target:  # float rounding up
         epochs = math.nextafter(epochs, 0.0)
-    if planned_steps(epochs, ws, settings.batch_size) != target:
-        raise ParameterError(f"equal_steps: W_S={ws:,} cannot train for exactly {target:,} steps "
-                             f"at batch_size={settings.batch_size}")
+    while planned_steps(epochs, ws, settings.batch_size) < target:  # float rounding down
+        epochs = math.nextafter(epochs, math.inf)
     return epochs
 
 
