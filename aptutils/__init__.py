@@ -3,14 +3,16 @@
 Chapters import it and call it; all logic lives here, unit-tested in tests/. A house in layers,
 each importing only from the layers below it (tests/test_layers.py keeps it so):
 
-    plotting   figures.py, image_figures.py            every figure of the book
-    reports    ch1_pretraining … ch7_image_analogy     chapter N's tables and verdicts: chN_*.py
+    plotting   figures, task_figures, image_figures,   every figure of the book
+               power_figures, heatmaps
+    reports    ch1_pretraining … ch7_image_analogy,    chapter N's tables and verdicts: chN_*.py;
+               controls, cluster_power                 claims under a control, structural power
     analysis   apt, baselines, clusters, structure,    statistics, nulls, intervals
                confidence, filters
     readout    features, readers, counting, probes,    what each block predicts (lens, probe, …)
-               reading, layers
-    training   pretrain, published, evaluation,        Trainer pre-training, the one head loop,
-               heads, finetune, cnn                    fine-tuning
+               reading, series, layers
+    training   pretrain, equal_steps, published,       Trainer pre-training (and its equal-steps
+               evaluation, heads, finetune, cnn        control), the one head loop, fine-tuning
     models     bert, vgg                               the sparse-head BERT, the CNN
     data       corpus, tokenizer, masking,             Wikipedia, W_S / W_test (and its
                pretraining, heldout, extension,        extension), tasks, images

@@ -7,7 +7,13 @@ from types import ModuleType
 import nbformat
 import pytest
 
-from aptutils.core.verdicts import MODELS_MIME, VERDICTS, gather_verdicts, mime_records
+from aptutils.core.verdicts import (
+    MODELS_MIME,
+    VERDICTS,
+    gather_controls,
+    gather_verdicts,
+    mime_records,
+)
 from aptutils.notebooks import (
     CHAPTER_GROUPS,
     chapter_sources,
@@ -59,14 +65,17 @@ def test_chapter_1_on_smoke(chapter_1_on_smoke):
     assert "W_S (samples)" in text and "unigram plateau" in text
     assert "Pre-training W_S=64" in text
     records = mime_records(json.loads(output.read_text()), MODELS_MIME)
-    assert [r["ws"] for r in records] == [64, 128]
-    assert all(0 <= r["masked_accuracy"] <= 1 and "most frequent token" in r["baselines"]
-               for r in records)
+    # the equal-epochs series, then the equal-steps model it lacks (W_S 128 is in both)
+    assert [(r["series"], r["ws"], r["steps"]) for r in records] == [
+        ("equal epochs", 64, 8), ("equal epochs", 128, 16), ("equal steps", 64, 16)]
+    assert all(0 <= r["masked_accuracy"] <= 1 and 0 <= r["own_masked_accuracy"] <= 1
+               and "most frequent token" in r["baselines"] for r in records)
 
 
 CHAPTER_CLAIMS = {"02_apt": ["C1", "C2", "C3", "C4"], "03_symmetry_breaking": ["C5", "C6", "C7"],
                   "04_clustering": ["C10"], "05_finetuning": ["C8", "C12"], "06_confidence": ["C9"],
                   "07_image_analogy": ["C11"]}
+CHAPTER_CONTROLS = {"02_apt": ["C2 at equal steps"], "05_finetuning": ["C12 at equal steps"]}
 
 
 @pytest.mark.chapter
@@ -78,6 +87,10 @@ def test_chapter_on_smoke_ends_with_its_verdicts(source, tmp_path):
     measured = gathered[gathered["chapter"] == source.stem]
     assert sorted(measured.index) == sorted(CHAPTER_CLAIMS[source.stem])
     assert measured["verdict"].isin(VERDICTS).all()
+    controls = gather_controls({source.stem: json.loads(output.read_text())})
+    assert sorted(controls.index) == CHAPTER_CONTROLS.get(source.stem, [])
+    # decided, not "not measured": the smoke profile runs the equal-steps series
+    assert controls["verdict"].isin(["holds", "does not hold"]).all()
 
 
 @pytest.mark.chapter

@@ -155,7 +155,8 @@ def reliability_table(results: list[FinetuneResult], settings: Settings, occurre
                       special_ids: list[int]) -> pd.DataFrame:
     """`input_apt_reliability` of each task's test inputs (the analysis model's classifiers),
     indexed by task title."""
-    tasks = {r.task.title: r.task for r in results if r.spec.pretrained and r.spec.ws == analysed_ws(settings)}
+    tasks = {r.task.title: r.task for r in results if r.spec.pretrained and r.spec.series == "epochs"
+             and r.spec.ws == analysed_ws(settings)}
     rows = {title: input_apt_reliability(task.array("test_ids"), occurrences, special_ids,
                                          seed=settings.seed) for title, task in tasks.items()}
     table = pd.DataFrame.from_dict(rows, orient="index").astype(
@@ -177,7 +178,7 @@ def confidence_frame(results: list[FinetuneResult], settings: Settings, apt: np.
     protocol, block, sample, tokens, tokens_without_apt, mean_apt, confidence, correct."""
     ws = analysed_ws(settings)
     frames = []
-    for result in (r for r in results if r.spec.pretrained and r.spec.ws == ws):
+    for result in (r for r in results if r.spec.pretrained and r.spec.series == "epochs" and r.spec.ws == ws):
         inputs = input_apt(result.task.array("test_ids"), apt, special_ids)
         for row, block in enumerate(result.blocks):
             frames.append(inputs.assign(task=result.task.title, protocol=result.protocol,

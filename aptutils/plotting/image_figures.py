@@ -18,7 +18,7 @@ from ..core.params import Settings
 from ..data.images import ImageData
 from ..readout.layers import LayerReadout
 from ..reports.ch7_image_analogy import TextBlocks
-from . import figures, heatmaps
+from . import figures, heatmaps, task_figures
 
 
 def label_examples_figure(data: ImageData) -> plt.Figure:
@@ -63,7 +63,7 @@ def layer_confusion_figure(readout: LayerReadout, settings: Settings,
     own = confusion_partitions(readout, ClusterRule.from_settings(settings))
     order = np.argsort(reference_partition(own).full_labels, kind="stable")
     layers = dict.fromkeys((1, len(readout.accuracy)))
-    return figures.label_confusion_figure(
+    return task_figures.label_confusion_figure(
         {f"layer {k}": readout.confusions[k - 1][np.ix_(order, order)] for k in layers},
         [names[i] for i in order])
 

@@ -2,7 +2,10 @@
 
 Every comparison of accuracies is paired over the same test samples, with a bootstrap interval:
 the rise from block 0 to the last block (C8), and each pre-trained model against the untrained one
-and each W_S step (C12). Headlines and verdict reasons state the direction the run computed.
+and each W_S step (C12). With `equal_steps` every W_S comparison is made along both series, equal
+epochs (the paper's protocol, which decides C12) and equal steps (the control "C12 at equal
+steps": is it the data or the steps?). Headlines and verdict reasons state the direction the run
+computed.
 """
 from __future__ import annotations
 
@@ -14,9 +17,18 @@ from ..core import exports
 from ..core.params import Settings
 from ..core.verdicts import Verdict, decide
 from ..data.tasks import SUBSET_NOTES, TASK_TITLES, TASKS, Task
-from ..training.finetune import PROTOCOL_NAMES, FinetuneResult, analysis_spec, series_specs
+from ..training.equal_steps import SERIES_NAMES, planned_steps
+from ..training.finetune import (
+    PROTOCOL_NAMES,
+    FinetuneResult,
+    ModelSpec,
+    analysis_spec,
+    has_equal_steps,
+    series_models,
+)
 from ..training.pooling import task_pooling
 from ..training.pretrain import analysed_ws
+from .controls import equal_steps_verdict
 
 POOLING_NAMES = {"entity": "states at the two entity markers, [head; tail]",
                  "mean": "mean over the tokens", "cls": "the [CLS] position"}
@@ -70,14 +82,21 @@ def example_sentence(tasks: dict[str, Task], tokenizer) -> str:
             f"takes the states at the bold positions): {shown}")
 
 
+def series_name(spec: ModelSpec) -> str:
+    """"equal epochs" or "equal steps" for a model of the book's W_S series; "" for the untrained
+    model and an external checkpoint. The largest W_S's model, shared by both series, is "equal
+    epochs"."""
+    return SERIES_NAMES[spec.series] if spec.pretrained and not spec.checkpoint else ""
+
+
 def accuracy_table(results: list[FinetuneResult]) -> pd.DataFrame:
-    """One row per (task, model, protocol, block): columns task, model, ws, pretrained,
-    protocol, block, accuracy, test_samples, chance (1 / labels)."""
-    rows = [(r.task.title, r.spec.label, r.spec.ws, r.spec.pretrained, r.protocol, block,
-             float(r.accuracy[i]), len(r.labels), 1 / len(r.task.label_names))
+    """One row per (task, model, protocol, block): columns task, model, ws, series
+    (`series_name`), pretrained, protocol, block, accuracy, test_samples, chance (1 / labels)."""
+    rows = [(r.task.title, r.spec.label, r.spec.ws, series_name(r.spec), r.spec.pretrained,
+             r.protocol, block, float(r.accuracy[i]), len(r.labels), 1 / len(r.task.label_names))
             for r in results for i, block in enumerate(r.blocks)]
-    table = pd.DataFrame(rows, columns=["task", "model", "ws", "pretrained", "protocol", "block",
-                                        "accuracy", "test_samples", "chance"])
+    table = pd.DataFrame(rows, columns=["task", "model", "ws", "series", "pretrained", "protocol",
+                                        "block", "accuracy", "test_samples", "chance"])
     exports.save_table(table, "finetuning_accuracy")
     return table
 
@@ -90,10 +109,16 @@ def accuracy_pivot(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def find_result(results: list[FinetuneResult], task: str, protocol: str, ws: int,
-                pretrained: bool = True) -> FinetuneResult:
-    """The result of one task, protocol and model."""
-    return next(r for r in results if r.task.name == task and r.protocol == protocol
-                and r.spec.ws == ws and r.spec.pretrained == pretrained)
+                pretrained: bool = True, series: str = "epochs") -> FinetuneResult:
+    """The result of one task, protocol and model; series "steps" for an equal-steps model (the
+    largest W_S's model and the untrained one are in "epochs")."""
+    found = next((r for r in results if r.task.name == task and r.protocol == protocol
+                  and r.spec.ws == ws and r.spec.pretrained == pretrained
+                  and r.spec.series == series), None)
+    if found is None:
+        model = f"W_S={ws:,}, {SERIES_NAMES[series]}" if pretrained else "the untrained model"
+        raise LookupError(f"no {protocol} result of {task} for {model}")
+    return found
 
 
 def paired_gain_ci(correct_after: np.ndarray, correct_before: np.ndarray, n_boot: int = 1000,
@@ -174,38 +199,54 @@ def c12_protocol(settings: Settings) -> str:
     return "full" if full else "frozen"
 
 
-def ws_comparisons(results: list[FinetuneResult], settings: Settings) -> pd.DataFrame:
-    """Paired accuracy differences at the last block (C12's protocol), per task: every W_S against
-    the untrained model, and every step along the W_S series. Columns task, comparison, kind
-    ("vs untrained" or "step"), model, against (model labels; gain = acc(model) - acc(against)),
-    gain, ci_low, ci_high, direction."""
+def measured_series(settings: Settings) -> list[str]:
+    """The W_S series these settings fine-tune: "epochs", and "steps" with `equal_steps`."""
+    return ["epochs", "steps"] if has_equal_steps(settings) else ["epochs"]
+
+
+def ws_comparisons(results: list[FinetuneResult], settings: Settings,
+                   series: str | None = None) -> pd.DataFrame:
+    """Paired accuracy differences at the last block (C12's protocol), per task and series
+    (`series`, by default every series of `measured_series`): every W_S against the untrained
+    model, and every step along the series. Columns task, series ("equal epochs" or "equal
+    steps"), comparison, kind ("vs untrained" or "step"), model, against (model labels; gain =
+    acc(model) - acc(against)), gain, ci_low, ci_high, direction. The largest W_S's model belongs
+    to both series, so its comparison with the untrained model appears in each."""
     protocol, last = c12_protocol(settings), settings.num_layers
     rows = []
     for name in TASKS:
         untrained = find_result(results, name, protocol, analysed_ws(settings), pretrained=False)
-        series = [find_result(results, name, protocol, spec.ws)
-                  for spec in series_specs(settings) if spec.pretrained]
-        pairs = [(model, untrained, "vs untrained") for model in series]
-        pairs += [(larger, smaller, "step") for smaller, larger in zip(series, series[1:])]
-        for after, before, kind in pairs:
-            gain, low, high = paired_gain_ci(after.correct[after.at(last)], before.correct[before.at(last)],
-                                             seed=settings.seed)
-            rows.append((TASK_TITLES[name], f"{after.spec.label} − {before.spec.label}", kind,
-                         after.spec.label, before.spec.label, gain, low, high, direction(low, high)))
-    return pd.DataFrame(rows, columns=["task", "comparison", "kind", "model", "against", "gain",
-                                       "ci_low", "ci_high", "direction"])
+        for each in [series] if series else measured_series(settings):
+            models = [find_result(results, name, protocol, spec.ws, series=spec.series)
+                      for spec in series_models(settings, each)]
+            pairs = [(model, untrained, "vs untrained") for model in models]
+            pairs += [(larger, smaller, "step") for smaller, larger in zip(models, models[1:])]
+            for after, before, kind in pairs:
+                gain, low, high = paired_gain_ci(after.correct[after.at(last)],
+                                                 before.correct[before.at(last)], seed=settings.seed)
+                rows.append((TASK_TITLES[name], SERIES_NAMES[each],
+                             f"{after.spec.label} − {before.spec.label}", kind, after.spec.label,
+                             before.spec.label, gain, low, high, direction(low, high)))
+    return pd.DataFrame(rows, columns=["task", "series", "comparison", "kind", "model", "against",
+                                       "gain", "ci_low", "ci_high", "direction"])
 
 
-def c12_verdict(results: list[FinetuneResult], settings: Settings) -> Verdict:
+def c12_verdict(results: list[FinetuneResult], settings: Settings,
+                series: str = "epochs") -> Verdict:
     """C12 at the last block, for every task, by paired bootstrap CIs of accuracy differences:
     holds if the largest W_S beats the untrained model (CI above 0) and no step along the W_S
-    series steps back significantly (no step's CI below 0)."""
+    series steps back significantly (no step's CI below 0). series "epochs": the paper's
+    protocol; "steps": the same rule along the equal-steps series (not measured without it)."""
     protocol, last = c12_protocol(settings), settings.num_layers
     if settings.values.get("model") is not None:
         return Verdict("C12", "", f"accuracy at block {last} along the W_S series",
                        decide(None), f"the model is an external checkpoint "
                        f"({analysis_spec(settings).label}), which has no W_S series")
-    comparisons = ws_comparisons(results, settings)
+    if series == "steps" and not has_equal_steps(settings):
+        return Verdict("C12", "", f"accuracy at block {last} along the equal-steps W_S series",
+                       decide(None), "equal_steps is off: the W_S series was trained at equal "
+                       "epochs only (-p equal_steps True adds the equal-steps series)")
+    comparisons = ws_comparisons(results, settings, series)
     largest = f"W_S={settings.ws_list[-1]:,}"
     beats = comparisons[(comparisons["kind"] == "vs untrained") & (comparisons["model"] == largest)]
     steps = comparisons[comparisons["kind"] == "step"]
@@ -223,24 +264,49 @@ def c12_verdict(results: list[FinetuneResult], settings: Settings) -> Verdict:
                   f"{beats['ci_low'].min():+.3f}) and " + (
                       f"no W_S step falls significantly (steps: {', '.join(steps['direction'])})"
                       if len(steps) else "the series has one W_S, so no step is compared"))
+    statistic = (f"paired bootstrap {CONFIDENCE:.0%} CIs over the test samples at block {last}: "
+                 f"each W_S minus the untrained model, and each W_S step; holds if {largest} "
+                 f"minus untrained lies above 0 on every task and no step's CI lies below 0 "
+                 f"('more so with larger W_S' read as: never significantly less)")
+    if series == "steps":
+        steps_taken = planned_steps(settings.epochs, max(settings.ws_list), settings.batch_size)
+        statistic += (f"; along the equal-steps series, every W_S trained for the "
+                      f"{steps_taken:,} steps of {largest}")
     return Verdict("C12", f"block {last}, {PROTOCOL_NAMES[protocol]}: {'; '.join(figures)}",
-                   f"paired bootstrap {CONFIDENCE:.0%} CIs over the test samples at block {last}: "
-                   f"each W_S minus the untrained model, and each W_S step; holds if {largest} "
-                   f"minus untrained lies above 0 on every task and no step's CI lies below 0 "
-                   f"('more so with larger W_S' read as: never significantly less)",
-                   decide(not misses), reason)
+                   statistic, decide(not misses), reason)
+
+
+def c12_equal_steps_verdict(results: list[FinetuneResult], settings: Settings) -> Verdict:
+    """The control row "C12 at equal steps": C12's rule decided along the equal-steps series,
+    its reason opened by what it says beside C12 at equal epochs (data or steps?); not measured,
+    with the reason, where equal_steps is off or an external checkpoint is read."""
+    return equal_steps_verdict(c12_verdict(results, settings),
+                               c12_verdict(results, settings, "steps"))
 
 
 def ws_headline(comparisons: pd.DataFrame, settings: Settings) -> str:
-    """One sentence: per task, whether each pre-trained model beats the untrained one (CI)."""
-    against = comparisons[comparisons["kind"] == "vs untrained"]
+    """Two sentences: per task, whether each pre-trained model (of every series) beats the
+    untrained one; per series and task, the direction of each W_S step (CIs)."""
+    against = comparisons[comparisons["kind"] == "vs untrained"].drop_duplicates(["task", "model"])
     verbs = ("beats it", "loses to it", "does not differ significantly")
     parts = [f"{task}: " + ", ".join(
         f"{row.model} {direction(row.ci_low, row.ci_high, *verbs)} "
         f"({row.gain:+.3f} {_interval(row.ci_low, row.ci_high)})" for row in rows.itertuples())
         for task, rows in against.groupby("task", sort=False)]
+    steps = [f"at {series}, " + "; ".join(
+        f"{task} " + ", ".join(f"{_ws_only(row.against)} → {_ws_only(row.model)} {row.direction} "
+                               f"({row.gain:+.3f} {_interval(row.ci_low, row.ci_high)})"
+                               for row in task_rows.itertuples())
+        for task, task_rows in rows.groupby("task", sort=False))
+        for series, rows in comparisons[comparisons["kind"] == "step"].groupby("series", sort=False)]
     return (f"Against the untrained model at block {settings.num_layers} "
-            f"({PROTOCOL_NAMES[c12_protocol(settings)]}): " + "; ".join(parts) + ".")
+            f"({PROTOCOL_NAMES[c12_protocol(settings)]}): " + "; ".join(parts) + "."
+            + (" Each W_S step " + "; ".join(steps) + "." if steps else ""))
+
+
+def _ws_only(label: str) -> str:
+    """A model label without its series ("W_S=64, equal steps" → "W_S=64")."""
+    return label.removesuffix(", equal steps")
 
 
 def accuracy_sentence(table: pd.DataFrame, settings: Settings) -> str:

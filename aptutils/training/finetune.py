@@ -6,8 +6,9 @@ states at the entity markers, for DBpedia-14 the mean or [CLS]; cached as an art
 linear softmax head per block is fitted to the standardised vectors by full-batch L-BFGS with an
 L2 penalty (a convex problem: deterministic, converged, and a few seconds for all blocks at once).
 `full`: the model cut after block b plus a pooled linear head is fine-tuned end to end
-(`training.classifier`). Every model of the W_S series and the untrained model of the same
-architecture are fine-tuned; each result (per-sample confidence and prediction on the test set,
+(`training.classifier`). Every model of the W_S series (with `equal_steps`, of both series: equal
+epochs and equal steps, `training.equal_steps`) and the untrained model of the same architecture
+are fine-tuned; each result (per-sample confidence and prediction on the test set,
 per-block confusion) is an artifact keyed by exactly its knobs. Used by chapters 5 and 6.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..core.store import Store
 from ..data.pretraining import PretrainingData, pretraining_data
 from ..data.tasks import TASKS, Task, load_tasks
 from ..training.classifier import SplitRows, fine_tune_block
+from ..training.equal_steps import SERIES_NAMES, equal_steps_settings
 from ..training.pooling import pooled_block_features, task_pooling
 from ..training.pretrain import analysed_ws, readout_key, readout_model
 
@@ -41,31 +43,51 @@ FULL_KNOBS = ("finetune_epochs", "finetune_lr", "finetune_batch", "weight_decay"
 class ModelSpec:
     """One trunk to fine-tune: the model pre-trained on W_S samples, or (pretrained=False) the
     same architecture with random weights (seeded). checkpoint: the `model` knob where an
-    external checkpoint is read (W_S then only names the samples), else None."""
+    external checkpoint is read (W_S then only names the samples), else None. series: "epochs"
+    (the paper's protocol: trained for `epochs`) or "steps" (the equal-steps model of that W_S:
+    trained for the largest W_S's steps)."""
 
     ws: int
     pretrained: bool
     checkpoint: str | None = None
+    series: str = "epochs"
+
+    def __post_init__(self) -> None:
+        if self.series not in SERIES_NAMES:
+            raise ValueError(f"series={self.series!r}: must be one of {', '.join(SERIES_NAMES)}")
+
+    @property
+    def equal_steps(self) -> bool:
+        """True for a model of the equal-steps series that is not also the equal-epochs one."""
+        return self.series == "steps" and self.pretrained and not self.checkpoint
 
     @property
     def label(self) -> str:
         if not self.pretrained:
             return "untrained"
-        return f"checkpoint {Path(self.checkpoint).name}" if self.checkpoint else f"W_S={self.ws:,}"
+        if self.checkpoint:
+            return f"checkpoint {Path(self.checkpoint).name}"
+        return f"W_S={self.ws:,}" + (", equal steps" if self.equal_steps else "")
 
     @property
     def described(self) -> str:
         """The model in a sentence: "the model pre-trained on W_S=…", "the checkpoint …"."""
         if self.pretrained and not self.checkpoint:
-            return f"the model pre-trained on W_S={self.ws:,}"
+            return f"the model pre-trained on W_S={self.ws:,}" + (
+                " for the largest W_S's steps" if self.equal_steps else "")
         return f"the {self.label}" + ("" if self.pretrained else " model")
+
+    def settings_for(self, settings: Settings) -> Settings:
+        """The settings that train and key this model: at equal steps, `epochs` raised until
+        W_S trains for the largest W_S's steps; else `settings` themselves."""
+        return equal_steps_settings(settings, self.ws) if self.equal_steps else settings
 
     def key(self, settings: Settings, data: PretrainingData) -> dict:
         """The model's part of an artifact key (the same as the readout chapters use)."""
-        return readout_key(settings, self.ws, self.pretrained, data)
+        return readout_key(self.settings_for(settings), self.ws, self.pretrained, data)
 
     def load(self, settings: Settings, data: PretrainingData, store: Store):
-        return readout_model(settings, self.ws, self.pretrained, data, store)[0]
+        return readout_model(self.settings_for(settings), self.ws, self.pretrained, data, store)[0]
 
 
 def analysis_spec(settings: Settings) -> ModelSpec:
@@ -73,12 +95,36 @@ def analysis_spec(settings: Settings) -> ModelSpec:
     return ModelSpec(analysed_ws(settings), True, settings.values.get("model"))
 
 
+def has_equal_steps(settings: Settings) -> bool:
+    """Whether these settings have an equal-steps series: `equal_steps` on, no external checkpoint."""
+    return bool(settings.equal_steps) and settings.values.get("model") is None
+
+
 def series_specs(settings: Settings) -> list[ModelSpec]:
-    """Every model of the W_S series (an external checkpoint: it alone), then the untrained
+    """Every model of the W_S series (an external checkpoint: it alone); with `equal_steps`, the
+    equal-steps model of every W_S but the largest (which both series share); then the untrained
     baseline."""
+    untrained = ModelSpec(analysed_ws(settings), False)
     if settings.values.get("model") is not None:
-        return [analysis_spec(settings), ModelSpec(analysed_ws(settings), False)]
-    return [ModelSpec(ws, True) for ws in settings.ws_list] + [ModelSpec(analysed_ws(settings), False)]
+        return [analysis_spec(settings), untrained]
+    largest = max(settings.ws_list)
+    steps = [ModelSpec(ws, True, series="steps") for ws in settings.ws_list
+             if ws != largest] if has_equal_steps(settings) else []
+    return [ModelSpec(ws, True) for ws in settings.ws_list] + steps + [untrained]
+
+
+def series_models(settings: Settings, series: str = "epochs") -> list[ModelSpec]:
+    """The pre-trained models of one series, smallest W_S first: "epochs" the W_S series (an
+    external checkpoint: it alone), "steps" the equal-steps models and the largest W_S's model
+    (shared by both series); [] for "steps" where the settings have no equal-steps series."""
+    if series not in SERIES_NAMES:
+        raise ValueError(f"series={series!r}: must be one of {', '.join(SERIES_NAMES)}")
+    if series == "steps" and not has_equal_steps(settings):
+        return []
+    largest = max(settings.ws_list)
+    chosen = [s for s in series_specs(settings) if s.pretrained
+              and (s.series == series or (s.ws == largest and not s.checkpoint))]
+    return sorted(chosen, key=lambda s: s.ws)
 
 
 def split_rows(task: Task, split: str, pooling: str) -> SplitRows:
