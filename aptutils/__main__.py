@@ -4,6 +4,7 @@
     python -m aptutils pretrain [--profile paper] [-p NAME VALUE ...] [--publish]   (also under torchrun)
     python -m aptutils sync-parameters
     python -m aptutils import-part gpu FOLDER        (the GPU run's executed chapters into book/gpu/)
+    python -m aptutils sweep 03 [--profile cpu] -p threshold 0.3,0.5,0.7 [-p NAME V1,V2 ...] [--out DIR]
 """
 from __future__ import annotations
 
@@ -53,6 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     commands.choices["pretrain"].add_argument(
         "--publish", action="store_true",
         help="copy the trained models into book/models with their cards (the book's defaults)")
+    sweep = commands.add_parser("sweep", help="execute one chapter for every combination of "
+                                              "knob values and gather its verdicts into one table")
+    sweep.add_argument("chapter", help="the chapter: its number (03), stem (03_symmetry_breaking) "
+                                       "or notebook path")
+    sweep.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILE_NAMES)
+    sweep.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                       metavar=("NAME", "VALUES"),
+                       help="a knob and its values, comma-separated (';' for a list-valued knob "
+                            "such as ws_list: '1000,4000;4000,16000'); repeatable, one -p per knob")
+    sweep.add_argument("--out", help="folder of the executed points, sweep.csv and sweep.html "
+                                     "(default: sweeps/<chapter>)")
     commands.add_parser("render", help="render book/ into _build/html (warnings are errors)")
     commands.add_parser("sync-parameters", help="rewrite the chapters' parameters cells")
     part = commands.add_parser("import-part", help="bring executed chapters (e.g. the GPU run's) "
@@ -164,8 +176,38 @@ def sync_parameters(args) -> int:
     return 0
 
 
+def sweep_command(args) -> int:
+    from .core.params import KNOB_BY_NAME, KNOBS
+    from .core.store import REPO_ROOT
+    from .notebooks import CHAPTER_GROUPS, chapter_sources, execute_chapter
+    from .sweeps import run_sweep, sweep_grid
+
+    sources = chapter_sources()
+    wanted = Path(args.chapter).stem
+    matches = [s for s in sources if s.stem == wanted or s.name[:2] == wanted.zfill(2)]
+    if len(matches) != 1:
+        raise ParameterError(f"sweep {args.chapter}: no such chapter; the chapters are "
+                             f"{', '.join(s.stem for s in sources)}")
+    if not args.parameter:
+        raise ParameterError("sweep: nothing to sweep; give at least one -p NAME V1,V2")
+    source = matches[0]
+    own = [k.name for k in KNOBS if set(k.groups) & set(CHAPTER_GROUPS[source.stem])]
+    foreign = [name for name, _ in args.parameter if name in KNOB_BY_NAME and name not in own]
+    if foreign:
+        raise ParameterError(f"sweep {source.stem}: {', '.join(foreign)} is not a knob of this "
+                             f"chapter; its knobs are {', '.join(own)}")
+    chosen = {"profile": args.profile}
+    points = sweep_grid(chosen, args.parameter, parse_value)
+    out = Path(args.out).resolve() if args.out else REPO_ROOT / "sweeps" / source.stem
+    print(f"Sweeping {source.name} over {len(points)} points into {out}", flush=True)
+    table = run_sweep(source, chosen, points, out, execute_chapter)
+    print(f"{len(table)} verdicts: {out / 'sweep.csv'}, {out / 'sweep.html'}", flush=True)
+    return 0
+
+
 COMMANDS = {"book": build_book, "render": render, "pretrain": pretrain,
-            "sync-parameters": sync_parameters, "import-part": import_part_command}
+            "sync-parameters": sync_parameters, "import-part": import_part_command,
+            "sweep": sweep_command}
 
 if __name__ == "__main__":
     sys.exit(main())
