@@ -30,6 +30,7 @@ from .core.verdicts import (
 BOOK_DIR = REPO_ROOT / "book"
 TOC = REPO_ROOT / "_toc.yml"
 VERDICTS_PAGE = BOOK_DIR / "verdicts.md"
+INTRO_PAGE = BOOK_DIR / "intro.md"
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,68 @@ def markdown_row(cells: list) -> str:
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
+VERDICT_SECTION = "what-the-paper-claims-and-what-this-run-finds"  # every chapter's verdict section
+VERDICT_COLOURS = {"holds": "#1a7f37", "does not hold": "#cf222e", "not measured": "#6e7781"}
+SCOREBOARD_MARKS = ("<!-- scoreboard: written by python -m aptutils book -->", "<!-- /scoreboard -->")
+
+
+def short_result(text: str, width: int = 90) -> str:
+    """A verdict's figure at a glance: the first clause of its "this run" (up to ';'), without a
+    leading list of what it reads ("block 6, masked positions, mutual: …"), cut at a word
+    boundary to at most `width` characters."""
+    clause = str(text).split("; ")[0].strip()
+    context, _, rest = clause.partition(": ")
+    if rest and context.count(", ") >= 2:
+        clause = rest
+    if len(clause) <= width:
+        return clause
+    return clause[:width].rsplit(" ", 1)[0].rstrip(",:;") + " …"
+
+
+def coloured(verdict: str) -> str:
+    """A verdict as a coloured badge (inline HTML)."""
+    return (f'<span style="background:{VERDICT_COLOURS[verdict]};color:white;padding:0 0.4em;'
+            f'border-radius:0.3em;white-space:nowrap">{verdict}</span>')
+
+
+def scoreboard(parts: tuple[Part, ...] = PARTS, page_dir: Path = BOOK_DIR) -> str:
+    """Markdown: one line per claim (and per control row): its coloured verdict on each executed
+    part, the first part's figure at a glance and a link to the chapter section that decides it."""
+    executed = [part for part in parts if part.chapters]
+    if not executed:
+        return "No chapter has been executed yet, so no claim has a verdict."
+    tables = {part.name: gather_verdicts(part.notebooks()) for part in executed}
+    controls = {part.name: gather_controls(part.notebooks()) for part in executed}
+    header = ["claim", "the paper says"] + [f"verdict ({part.name.upper()})" for part in executed] + [
+        "this run, at a glance", "decided in"]
+    lines = [markdown_row(header), markdown_row(["---"] * len(header))]
+    for claim in CLAIMS:
+        labels = [claim] + sorted({label for table in controls.values() for label in table.index
+                                   if table.loc[label, "claim"] == claim})
+        for label in labels:
+            rows = {part.name: (tables[part.name].loc[label] if label == claim
+                                else controls[part.name].loc[label])
+                    for part in executed if label == claim or label in controls[part.name].index}
+            first = next(iter(rows.values()))
+            chapter = first["chapter"]
+            link = (f'<a href="{relative(executed[0].folder / chapter, page_dir)}.html#'
+                    f'{VERDICT_SECTION}">{chapter}</a>' if chapter else "")
+            said = CLAIMS[claim] if label == claim else f"the same, {label.split(' at ', 1)[1]}"
+            lines.append(markdown_row([f"**{label}**", said] + [
+                coloured(rows[part.name]["verdict"]) if part.name in rows else ""
+                for part in executed] + [short_result(first["this run"]), link]))
+    return "\n".join(lines)
+
+
+def with_scoreboard(page: str, board: str) -> str:
+    """`page` (the intro's Markdown) with the text between its scoreboard marks replaced by `board`."""
+    start, end = SCOREBOARD_MARKS
+    if start not in page or end not in page:
+        raise DataError(f"the intro page lacks its scoreboard marks {start} … {end}")
+    head, rest = page.split(start, 1)
+    return f"{head}{start}\n{board}\n{end}{rest.split(end, 1)[1]}"
+
+
 def verdicts_page(parts: tuple[Part, ...] = PARTS, page_dir: Path = BOOK_DIR) -> str:
     """The Markdown of the verdicts page: every claim with the CPU verdict and, where the GPU part
     has been executed, its verdict beside it; gathered from the executed chapters."""
@@ -126,7 +189,10 @@ def verdicts_page(parts: tuple[Part, ...] = PARTS, page_dir: Path = BOOK_DIR) ->
     lines = ["# Claims and verdicts", "",
              "Every claim of the paper, with the verdict its chapter computed on each executed part "
              "of the book (gathered from the executed chapters by `python -m aptutils book`; not "
-             "typed by hand).", ""]
+             "typed by hand). First at a glance, each with a link to the section that decides it; "
+             "below, each with its figures and its reason.", "",
+             "## At a glance", "", scoreboard(parts, page_dir), "",
+             "## Every claim with its reason", ""]
     missing = [part for part in parts if not part.chapters]
     lines += [f"Part *{part.caption}* has not been executed yet ([what it is]"
               f"({relative(part.folder / 'index.md', page_dir)}))." for part in missing
@@ -247,4 +313,5 @@ def write_pages(parts: tuple[Part, ...] = PARTS) -> None:
         if part.record.is_file():
             part.execution_page.write_text(execution_page(part.record))
     VERDICTS_PAGE.write_text(verdicts_page(parts))
+    INTRO_PAGE.write_text(with_scoreboard(INTRO_PAGE.read_text(), scoreboard(parts)))
     TOC.write_text(toc_text(parts))

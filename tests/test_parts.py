@@ -55,7 +55,7 @@ def test_a_claim_decided_twice_is_a_problem(tmp_path):
 def test_verdicts_page_shows_both_parts_side_by_side(tmp_path):
     gpu = planted_part(tmp_path, ["02_apt"])
     page = verdicts_page((CPU, gpu), page_dir=CPU.folder)
-    header = next(line for line in page.splitlines() if line.startswith("| claim |"))
+    header = next(line for line in page.splitlines() if line.startswith("| claim | claim text |"))
     assert header == ("| claim | claim text | chapter | verdict (CPU) | verdict (GPU) | this run (CPU) "
                       "| this run (GPU) | reason (CPU) | reason (GPU) |")
     c4 = next(line for line in page.splitlines() if line.startswith("| C4 |")).split(" | ")
@@ -99,3 +99,40 @@ def test_nbval_skips_the_gpu_part_only_without_cuda(monkeypatch, cuda):
     else:
         assert [m.name for m in gpu_markers] == ["skip"]
         assert "needs CUDA" in gpu_markers[0].kwargs["reason"]
+
+
+def test_short_result_keeps_the_first_clause_without_its_reading_context():
+    from aptutils.parts import short_result
+
+    assert short_result("ρ = 0.275 [0.249, 0.301] over 5,013 tokens; rule's ρ = 0.024") == (
+        "ρ = 0.275 [0.249, 0.301] over 5,013 tokens")
+    assert short_result("block 6, masked positions, mutual: 97 clustered tokens; more") == (
+        "97 clustered tokens")
+    assert short_result("layer 8: 1.70 labels per filter") == "layer 8: 1.70 labels per filter"
+    assert short_result("one two three four five", width=12) == "one two …"
+
+
+def test_the_scoreboard_has_a_line_per_claim_and_links_to_each_deciding_section():
+    from aptutils.core.verdicts import CLAIMS
+    from aptutils.parts import VERDICT_SECTION, scoreboard
+
+    lines = scoreboard((CPU,), page_dir=CPU.folder).splitlines()[2:]
+    claims = [line.split(" | ")[0].removeprefix("| ").strip("*") for line in lines]
+    assert [c for c in claims if " at " not in c] == list(CLAIMS)
+    for line in lines:
+        chapter = line.rsplit('href="', 1)[1].split(".html#")[0]
+        assert f'.html#{VERDICT_SECTION}">{chapter}</a>' in line
+        source = next(s for s in chapter_sources() if s.stem == chapter)
+        assert "## What the paper claims, and what this run finds" in source.read_text()
+
+
+def test_the_intro_carries_the_scoreboard_between_its_marks():
+    from aptutils.core.errors import DataError
+    from aptutils.parts import INTRO_PAGE, SCOREBOARD_MARKS, scoreboard, with_scoreboard
+
+    start, end = SCOREBOARD_MARKS
+    assert with_scoreboard(f"a\n{start}\nold\n{end}\nb", "new") == f"a\n{start}\nnew\n{end}\nb"
+    with pytest.raises(DataError, match="lacks its scoreboard marks"):
+        with_scoreboard("no marks", "new")
+    intro = INTRO_PAGE.read_text()
+    assert intro == with_scoreboard(intro, scoreboard())  # written from the executed chapters
