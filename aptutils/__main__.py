@@ -89,7 +89,7 @@ def chosen_parameters(args) -> dict:
 
 def build_book(args) -> int:
     from .core.device import resolved_device
-    from .notebooks import chapter_sources, execute_chapter
+    from .notebooks import add_rerun_cell, chapter_sources, execute_chapter
     from .parts import CPU, GPU, PARTS, record_execution, write_pages
 
     chosen = chosen_parameters(args)
@@ -107,6 +107,7 @@ def build_book(args) -> int:
         started = time.time()
         print(f"Executing {source.name} ({chosen})", flush=True)
         execute_chapter(source, out / source.name, chosen)
+        add_rerun_cell(out / source.name, source, chosen)
         seconds = time.time() - started
         record_execution(source.stem, chosen["profile"], seconds, device_name(device),
                          out / "execution.json")

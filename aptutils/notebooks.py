@@ -5,6 +5,7 @@ the notebooks never repeat a default; tests check that the cells are in sync.
 """
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,35 @@ def hide_executed_parameters(paths: list[Path]) -> list[Path]:
             nbformat.write(notebook, path)
             changed.append(path)
     return changed
+
+
+RERUN_TAG = "rerun-instructions"
+
+
+def rerun_markdown(source: Path, parameters: dict[str, Any]) -> str:
+    """How to re-run a chapter page: the papermill command with the page's own parameters, where
+    to find the other knobs, and a download link to the executed notebook (MyST)."""
+    chosen = " ".join(f"-p {name} {shlex.quote(str(value))}" for name, value in parameters.items())
+    relative = source.resolve().relative_to(REPO_ROOT).as_posix()
+    return (f"```{{admonition}} Re-run this page\n:class: tip\n"
+            f"From the repository root, with `APTBOOK_DATA` naming the data mirror:\n\n"
+            f"    papermill {relative} out.ipynb {chosen}\n\n"
+            f"Any other knob is set the same way (`-p NAME VALUE`; `papermill --help-notebook "
+            f"{relative}` lists them with their meanings), and `python -m aptutils sweep "
+            f"{source.stem[:2]} -p NAME V1,V2` runs it over several values. "
+            f"{{download}}`The executed notebook <{source.name}>` holds every output of this page.\n"
+            f"```")
+
+
+def add_rerun_cell(output: Path, source: Path, parameters: dict[str, Any]) -> None:
+    """Put the re-run instructions (`rerun_markdown`) right under an executed chapter's title
+    cell, replacing any earlier copy."""
+    notebook = nbformat.read(output, as_version=4)
+    notebook.cells = [c for c in notebook.cells if RERUN_TAG not in c.get("metadata", {}).get("tags", [])]
+    cell = nbformat.v4.new_markdown_cell(rerun_markdown(source, parameters))
+    cell.metadata["tags"] = [RERUN_TAG]
+    notebook.cells.insert(1, cell)
+    nbformat.write(notebook, output)
 
 
 def sync_parameters(path: Path) -> bool:
