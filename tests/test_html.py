@@ -273,3 +273,89 @@ def test_the_checker_catches_a_planted_defect(tmp_path, defect, expected):
         else:
             assert any(expected in p for p in problems), problems
         assert "no verdict table" in page_problems(driver, f"{base}/planted.html", needs_verdicts=True)
+
+
+EXPLORER_SCRIPT = r"""
+const done = arguments[arguments.length - 1];
+const typed = arguments[0];
+const started = Date.now();
+function rows() {
+  const table = document.querySelector("table.dataTable[id^='itables_']");
+  if (!table) return null;
+  return Array.from(table.querySelectorAll("tbody tr")).map(r => r.children[0] ? r.children[0].innerText.trim() : "");
+}
+function info() {
+  const el = document.querySelector(".dt-info");
+  return el ? el.innerText : "";
+}
+function wait(test, then) {
+  if (test()) { then(); return; }
+  if (Date.now() - started > 30000) { done({error: "timed out", info: info()}); return; }
+  setTimeout(() => wait(test, then), 100);
+}
+wait(() => rows() !== null && rows().length > 0, () => {
+  const before = {rows: rows(), info: info()};
+  const token = typed || before.rows[0];
+  const box = document.querySelector(".dt-container input[type='search']");
+  if (!box) { done({error: "no search box", before}); return; }
+  box.value = token;
+  box.dispatchEvent(new Event("input", {bubbles: true}));
+  box.dispatchEvent(new KeyboardEvent("keyup", {bubbles: true}));
+  wait(() => info() !== before.info, () => done({before, token, after: {rows: rows(), info: info()}}));
+});
+"""
+
+
+def test_the_token_explorer_filters_its_rows_by_the_typed_token(built_html, tmp_path):
+    with serve(built_html) as base, chromium() as driver:
+        driver.get(f"{base}/book/04_clustering.html")
+        found = driver.execute_async_script(EXPLORER_SCRIPT, None)
+        for folder in artifact_folders(tmp_path):
+            screenshot(driver, folder / "explorer_search.png")
+    assert "error" not in found, found
+    before, after = found["before"], found["after"]
+    assert "filtered from" in after["info"] and "filtered from" not in before["info"], found
+    assert 0 < len(after["rows"]) and all(found["token"] in row for row in after["rows"]), found
+
+
+SCOREBOARD_SCRIPT = r"""
+const board = Array.from(document.querySelectorAll("table")).find(
+  t => Array.from(t.querySelectorAll("th")).some(th => th.innerText.trim() === "this run, at a glance"));
+if (!board) return null;
+return Array.from(board.querySelectorAll("tbody tr")).map(r => ({
+  claim: r.children[0].innerText.trim(),
+  verdict: r.children[2].innerText.trim(),
+  link: r.querySelector("a") ? r.querySelector("a").href : null}));
+"""
+
+
+def test_the_scoreboard_has_a_row_per_claim_and_its_links_reach_their_sections(built_html):
+    from aptutils.core.verdicts import CLAIMS, VERDICTS
+
+    with serve(built_html) as base, chromium() as driver:
+        for page in ("book/verdicts.html", "book/intro.html"):
+            driver.get(f"{base}/{page}")
+            rows = driver.execute_script(SCOREBOARD_SCRIPT)
+            assert rows, f"{page}: no scoreboard"
+            assert [r["claim"] for r in rows if " at " not in r["claim"]] == list(CLAIMS)
+            assert all(r["verdict"] in VERDICTS for r in rows)
+            for row in rows:
+                target, _, anchor = row["link"].partition("#")
+                driver.get(target)
+                assert driver.execute_script("return !!document.getElementById(arguments[0])",
+                                             anchor), f"{page}: {row['claim']} links to {row['link']}"
+
+
+def test_set_up_code_and_knob_table_are_collapsed_on_every_chapter(built_html):
+    hidden_script = r"""
+const wanted = arguments[0];
+const visible = el => el.checkVisibility ? el.checkVisibility({visibilityProperty: true}) : !!el.offsetParent;
+return Array.from(document.querySelectorAll("pre, caption")).filter(
+  el => el.textContent.includes(wanted)).map(el => visible(el));
+"""
+    with serve(built_html) as base, chromium() as driver:
+        for source in chapter_sources():
+            driver.get(f"{base}/book/{source.stem}.html")
+            for text in ("aptutils.configure(globals())", "The settings of this run"):
+                seen = driver.execute_script(hidden_script, text)
+                assert seen and not any(seen), f"{source.stem}: {text!r} shown ({seen})"
