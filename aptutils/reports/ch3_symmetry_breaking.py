@@ -78,8 +78,8 @@ def c6_verdict(trained: pd.DataFrame, untrained: pd.DataFrame) -> Verdict:
     share, null_mean, null_top = trained.iloc[-1][["in-cluster share", "null in-cluster share (mean)",
                                                    "null in-cluster share (95%)"]]
     baseline = untrained[EXCESS].iloc[-1]
-    this_run = (f"excess in-cluster share {first:.3f} (block 0) → {last:.3f} (block {block}); "
-                f"untrained block {untrained.index[-1]}: {baseline:.3f}")
+    this_run = (f"excess in-cluster share (of all errors) {first:.2%} (block 0) → {last:.2%} (block {block}); "
+                f"untrained block {untrained.index[-1]}: {baseline:.2%}")
     statistic = ("per block, the share of its wrong predictions inside its own clusters minus the "
                  "same under the within-row shuffle null (the excess): the last block's share "
                  "above the null's 95th percentile, its excess above block 0's and above the "
@@ -99,14 +99,14 @@ def c6_verdict(trained: pd.DataFrame, untrained: pd.DataFrame) -> Verdict:
                         f"the shuffled null (mean {null_mean:.1%}, 95th percentile {null_top:.1%})")
     if not last > first:
         failures.append(f"the excess {trend(trained[EXCESS].iloc[[0, -1]])} from block 0 "
-                        f"({first:.3f}) to block {block} ({last:.3f})")
+                        f"({first:.2%}) to block {block} ({last:.2%})")
     if not last > baseline:
-        failures.append(f"the untrained model's last block has at least as much excess ({baseline:.3f} "
-                        f"against {last:.3f})")
+        failures.append(f"the untrained model's last block has at least as much excess ({baseline:.2%} "
+                        f"against {last:.2%})")
     reason = "; ".join(failures) or (
         f"{share:.1%} of block {block}'s errors stay inside its clusters against {null_mean:.1%} "
-        f"under the shuffled null; the excess rises from {first:.3f} at block 0 to {last:.3f} and "
-        f"beats the untrained model's {baseline:.3f}")
+        f"under the shuffled null; the excess rises from {first:.2%} at block 0 to {last:.2%} and "
+        f"beats the untrained model's {baseline:.2%}")
     return Verdict("C6", this_run, statistic, decide(not failures), reason)
 
 

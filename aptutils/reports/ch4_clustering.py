@@ -33,10 +33,11 @@ def rule_name(rule: ClusterRule) -> str:
 
 
 def scan_rules(rule: ClusterRule) -> dict[str, ClusterRule]:
-    """The rules the scan compares: the first book's, the strict filter with one-way matches, and
-    the strict filter with mutual matches (each at `rule`'s threshold and minimum row count)."""
+    """The rules the scan compares: the lenient one (ties pass), the strict filter with one-way
+    matches, and the strict filter with mutual matches (each at `rule`'s threshold and minimum row
+    count)."""
     strict = [ClusterRule(rule.threshold, match, rule.min_row_count) for match in ("one-way", "mutual")]
-    return {"first book: ties pass, one-way": first_book_rule(rule.threshold)} | {
+    return {"lenient: ties pass, one-way": first_book_rule(rule.threshold)} | {
         rule_name(r): r for r in strict}
 
 
