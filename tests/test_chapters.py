@@ -2,6 +2,7 @@
 import ast
 import importlib
 import json
+import re
 from types import ModuleType
 
 import nbformat
@@ -111,3 +112,18 @@ def test_papermill_lists_every_knob_with_its_meaning():
         listed = papermill.inspect_notebook(str(source))
         wanted = [k for k in KNOBS if set(k.groups) & set(CHAPTER_GROUPS[source.stem])]
         assert {name: p["help"] for name, p in listed.items()} == {k.name: k.doc for k in wanted}
+
+
+FIGURE_CALL = re.compile(r"\b\w+_figure\(")
+
+
+def test_every_figure_is_followed_by_its_caption():
+    # a caption says what is drawn and what to look at; the computed title says what the run found
+    for source in chapter_sources():
+        cells = nbformat.read(source, as_version=4).cells
+        for index, cell in enumerate(cells):
+            if cell.cell_type == "code" and FIGURE_CALL.search(cell.source):
+                following = cells[index + 1] if index + 1 < len(cells) else None
+                assert following is not None and following.cell_type == "markdown" and (
+                    following.source.startswith("*")), (
+                    f"{source.name}: the figure of cell {index} ({cell.source[:60]!r}) has no caption")
