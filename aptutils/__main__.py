@@ -146,9 +146,9 @@ def render(args) -> int:
 
 def pretrain(args) -> int:
     from .data.pretraining import pretraining_data
+    from .training import published
     from .training.equal_steps import SERIES_NAMES, series_settings
     from .training.pretrain import model_params, pretrained_model
-    from .training.published import PUBLISHED_DIR, publish
 
     settings = resolve(chosen_parameters(args))
     data = pretraining_data(settings)
@@ -158,12 +158,13 @@ def pretrain(args) -> int:
         for ws, each in series_settings(settings, series).items():
             model = pretrained_model(each, ws, data)
             print(f"W_S={ws} ({SERIES_NAMES[series]}, {model.card['steps']:,} steps): {model.folder}")
-            if not args.publish or model.folder.parent == PUBLISHED_DIR:
+            if not args.publish or model.folder.parent == published.PUBLISHED_DIR:
                 continue
             name = f"{settings.profile}-ws{ws}" + (f"-steps{model.card['steps']}" if series == "steps"
                                                     and ws != max(settings.ws_list) else "")
-            target = publish(model.folder, model_params(each, data, ws), name, command,
-                             extra={"tokenizer_key": data.tokenizer_key})
+            target = published.publish(model.folder, model_params(each, data, ws), name, command,
+                                       extra={"tokenizer_key": data.tokenizer_key},
+                                       root=published.PUBLISHED_DIR)
             print(f"W_S={ws}: published to {target}")
     return 0
 

@@ -127,3 +127,16 @@ def test_plateau_exit_is_the_first_evaluation_at_twice_the_unigram_rule():
                         "eval_masked_accuracy": [np.nan, 0.04, 0.06, 0.099, 0.10, 0.3]})
     assert plateau_exit(log, record) == 750  # 0.10 >= 2 x 0.05; 0.099 is not
     assert plateau_exit(log[log["step"] <= 500], record) is None
+
+
+def test_pretrain_publishes_both_series_under_their_names(tmp_path, monkeypatch):
+    from aptutils.__main__ import main
+    from aptutils.training import published
+
+    monkeypatch.setattr(published, "PUBLISHED_DIR", tmp_path / "models")
+    assert main(["pretrain", "--profile", "smoke", "--publish"]) == 0
+    cards = {folder.name: json.loads((folder / "card.json").read_text())
+             for folder in sorted((tmp_path / "models").iterdir())}
+    assert {name: (card["ws"], card["steps"], card["recipe"]["epochs"])
+            for name, card in cards.items()} == {
+        "smoke-ws64": (64, 8, 2.0), "smoke-ws128": (128, 16, 2.0), "smoke-ws64-steps16": (64, 16, 4.0)}
