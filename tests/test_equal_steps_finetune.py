@@ -135,3 +135,19 @@ def test_tables_and_figures_tell_the_series_apart():
     assert lines["untrained, frozen"][1] == [0.3, 0.3] and lines["chance"][1] == [0.5, 0.5]
     drawn = [line.get_label() for line in finetune_accuracy_figure(table).axes[0].get_lines()]
     assert not any("equal steps" in label for label in drawn)
+
+
+def test_the_ws_figure_title_counts_what_each_series_shows():
+    import pandas as pd
+
+    from aptutils.core.params import resolve
+    from aptutils.reports.ch5_finetuning import ws_title
+
+    rows = [("equal epochs", "vs untrained", "rises"), ("equal epochs", "vs untrained", "rises"),
+            ("equal epochs", "step", "does not change significantly"),
+            ("equal steps", "vs untrained", "rises"), ("equal steps", "vs untrained", "falls"),
+            ("equal steps", "step", "rises")]
+    comparisons = pd.DataFrame(rows, columns=["series", "kind", "direction"])
+    title = ws_title(comparisons, resolve({"profile": "smoke"}))
+    assert title.endswith("equal epochs: 2 of 2 beat the untrained model, 0 of 1 W_S steps rise; "
+                          "equal steps: 1 of 2 beat the untrained model, 1 of 1 W_S steps rise")

@@ -101,12 +101,19 @@ def model_cards(series: dict[int, PretrainedModel],
             rows.append({
                 "series": name, "W_S (samples)": ws, "parameters": card["parameters"],
                 "steps": card["steps"], "tokens seen": card["tokens_seen"],
-                "wall time (s)": round(card["wall_seconds"]),
-                "tokens/s": round(card["tokens_seen"] / card["wall_seconds"]),
+                "resumed at step": card.get("resumed_from_step", 0),
+                "wall time (s)": round(card["wall_seconds"]),  # of the steps after the resumption
+                "tokens/s": round(resumed_share(card) * card["tokens_seen"] / card["wall_seconds"]),
                 "device": f"{card['device']} x{card['processes']}",
                 "held-out loss (nats)": card["heldout_loss"],
             })
     return pd.DataFrame(rows).set_index(["series", "W_S (samples)"])
+
+
+def resumed_share(card: dict) -> float:
+    """The share of a model's steps trained in the run its card's wall time measures (a run
+    resumed from a checkpoint times only the steps after it)."""
+    return 1 - card.get("resumed_from_step", 0) / card["steps"]
 
 
 def _named(series: dict[int, PretrainedModel],
@@ -333,7 +340,8 @@ def series_plateau_sentence(table: pd.DataFrame) -> str:
 def provenance_sentence(models: list[PretrainedModel], profile: str) -> str:
     """Where the models come from: published with the book (the command that re-trains them,
     machine, date, sha256) or trained into this run's store."""
-    published = [m for m in models if m.folder.parent == PUBLISHED_DIR]
+    unique = {m.folder: m for m in models}  # the largest W_S is in both series
+    published = [m for m in unique.values() if m.folder.parent == PUBLISHED_DIR]
     if not published:
         return ("The models were trained in this run (or read back from its artifact store); no "
                 "published model matches these settings.")

@@ -284,6 +284,19 @@ def c12_equal_steps_verdict(results: list[FinetuneResult], settings: Settings) -
                                c12_verdict(results, settings, "steps"))
 
 
+def ws_title(comparisons: pd.DataFrame, settings: Settings) -> str:
+    """The W_S figure's title: per series, how many pre-trained models beat the untrained one and
+    how many W_S steps rise (paired 95% CIs, both tasks); `ws_headline` says which."""
+    parts = []
+    for series, rows in comparisons.groupby("series", sort=False):
+        against, steps = rows[rows["kind"] == "vs untrained"], rows[rows["kind"] == "step"]
+        parts.append(f"{series}: {(against['direction'] == 'rises').sum()} of {len(against)} "
+                     f"beat the untrained model, {(steps['direction'] == 'rises').sum()} of "
+                     f"{len(steps)} W_S steps rise")
+    return (f"Block {settings.num_layers} ({PROTOCOL_NAMES[c12_protocol(settings)]}), paired 95% "
+            f"CIs over both tasks. " + "; ".join(parts))
+
+
 def ws_headline(comparisons: pd.DataFrame, settings: Settings) -> str:
     """Two sentences: per task, whether each pre-trained model (of every series) beats the
     untrained one; per series and task, the direction of each W_S step (CIs)."""
