@@ -20,8 +20,8 @@ each importing only from the layers below it (tests/test_layers.py keeps it so):
     core       knobs, profiles, params, store,         parameters, artifacts, precision, counts,
                device, counts, errors, verdicts        verdict records
 
-notebooks.py, parts.py and __main__.py (the book's build, its parts and pages, and the command
-line) sit above every layer.
+notebooks.py, parts.py, sweeps.py and __main__.py (the book's build, its parts and pages,
+parameter sweeps, and the command line) sit above every layer.
 """
 from .core import params as _params
 from .core.errors import DataError, ParameterError

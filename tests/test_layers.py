@@ -51,7 +51,7 @@ def test_imports_only_from_lower_layers(path):
 
 def test_every_module_sits_in_a_layer_or_is_tooling():
     loose = [p.name for p in PACKAGE.glob("*.py")]
-    assert sorted(loose) == ["__init__.py", "__main__.py", "notebooks.py", "parts.py"]
+    assert sorted(loose) == ["__init__.py", "__main__.py", "notebooks.py", "parts.py", "sweeps.py"]
     assert sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(LAYERS)
 
 
