@@ -147,14 +147,14 @@ def render(args) -> int:
 def pretrain(args) -> int:
     from .data.pretraining import pretraining_data
     from .training import published
-    from .training.equal_steps import SERIES_NAMES, series_settings
+    from .training.equal_steps import SERIES_NAMES, has_equal_steps, series_settings
     from .training.pretrain import model_params, pretrained_model
 
     settings = resolve(chosen_parameters(args))
     data = pretraining_data(settings)
     command = "python -m aptutils pretrain " + " ".join(
         [f"--profile {settings.profile}"] + [f"-p {n} {v}" for n, v in args.parameter] + ["--publish"])
-    for series in ("epochs", "steps") if settings.equal_steps else ("epochs",):
+    for series in ("epochs", "steps") if has_equal_steps(settings) else ("epochs",):
         for ws, each in series_settings(settings, series).items():
             model = pretrained_model(each, ws, data)
             print(f"W_S={ws} ({SERIES_NAMES[series]}, {model.card['steps']:,} steps): {model.folder}")

@@ -9,7 +9,7 @@ from ..core.counts import TokenCounts
 from ..core.params import Settings
 from ..core.store import Store
 from ..data.pretraining import PretrainingData, pretraining_data
-from ..training.equal_steps import series_settings
+from ..training.equal_steps import has_equal_steps, series_settings
 from .reading import last_block_counts
 
 
@@ -19,7 +19,7 @@ def equal_steps_counts(settings: Settings, store: Store | None = None,
     model as in the equal-epochs series): counts per (kind, token) at the last block through its
     own MLM head, over the same W_test maskings as `series_counts`. {} when `equal_steps` is off
     or an external checkpoint (`model`) is read."""
-    if not settings.equal_steps or settings.values.get("model") is not None:
+    if not has_equal_steps(settings):
         return {}
     store = store or Store()
     data = data or pretraining_data(settings, store)

@@ -17,13 +17,12 @@ from ..core import exports
 from ..core.params import Settings
 from ..core.verdicts import Verdict, decide
 from ..data.tasks import SUBSET_NOTES, TASK_TITLES, TASKS, Task
-from ..training.equal_steps import SERIES_NAMES, planned_steps
+from ..training.equal_steps import SERIES_NAMES, has_equal_steps, planned_steps
 from ..training.finetune import (
     PROTOCOL_NAMES,
     FinetuneResult,
     ModelSpec,
     analysis_spec,
-    has_equal_steps,
     series_models,
 )
 from ..training.pooling import task_pooling

@@ -19,6 +19,12 @@ from .pretrain import PretrainedModel, pretrained_model
 SERIES_NAMES = {"epochs": "equal epochs", "steps": "equal steps"}
 
 
+def has_equal_steps(settings: Settings) -> bool:
+    """Whether these settings have an equal-steps series: `equal_steps` on and the book's own
+    models read (an external checkpoint, the `model` knob, has no W_S series)."""
+    return bool(settings.equal_steps) and settings.values.get("model") is None
+
+
 def planned_steps(epochs: float, ws: int, batch_size: int) -> int:
     """Optimizer steps of a W_S model trained for `epochs` passes in batches of `batch_size`
     (as `training_arguments` plans them)."""
@@ -56,7 +62,7 @@ def equal_steps_series(settings: Settings, store: Store | None = None,
                        data: PretrainingData | None = None) -> dict[int, PretrainedModel]:
     """The pre-trained model of every W_S at equal steps (published, stored, or trained now); {}
     when `equal_steps` is off or an external checkpoint (`model`) is read."""
-    if not settings.equal_steps or settings.values.get("model") is not None:
+    if not has_equal_steps(settings):
         return {}
     store = store or Store()
     data = data or pretraining_data(settings, store)

@@ -29,7 +29,7 @@ from ..core.store import Store
 from ..data.pretraining import PretrainingData, pretraining_data
 from ..data.tasks import TASKS, Task, load_tasks
 from ..training.classifier import SplitRows, fine_tune_block
-from ..training.equal_steps import SERIES_NAMES, equal_steps_settings
+from ..training.equal_steps import SERIES_NAMES, equal_steps_settings, has_equal_steps
 from ..training.pooling import pooled_block_features, task_pooling
 from ..training.pretrain import analysed_ws, readout_key, readout_model
 
@@ -93,11 +93,6 @@ class ModelSpec:
 def analysis_spec(settings: Settings) -> ModelSpec:
     """The model read block by block in chapters 2-4 and 6 (W_S = `analysis_ws`)."""
     return ModelSpec(analysed_ws(settings), True, settings.values.get("model"))
-
-
-def has_equal_steps(settings: Settings) -> bool:
-    """Whether these settings have an equal-steps series: `equal_steps` on, no external checkpoint."""
-    return bool(settings.equal_steps) and settings.values.get("model") is None
 
 
 def series_specs(settings: Settings) -> list[ModelSpec]:
