@@ -135,7 +135,8 @@ def sweep_page(table: pd.DataFrame, chapter: str, chosen: dict[str, Any], knobs:
     coloured by verdict, the run's figure beneath), then every row with its reason."""
     def cell(group: pd.DataFrame) -> str:
         row = group.iloc[0]
-        return (f'<td style="background:{VERDICT_COLOURS.get(row["verdict"], "white")}"><b>{row["verdict"]}</b>'
+        colour = VERDICT_COLOURS.get(row["verdict"], "white")
+        return (f'<td style="background:{colour}"><b>{row["verdict"]}</b>'
                 f'<br><small>{html.escape(str(row["this run"]))}</small></td>')
 
     claims = list(dict.fromkeys(table["claim"]))

@@ -351,7 +351,8 @@ def provenance_sentence(models: list[PretrainedModel], profile: str) -> str:
                        for m in sorted(published, key=lambda m: m.folder.name))
     return (f"The models are the ones published with the book (`book/models/`), read after "
             f"checking their sha256 ({hashes}). They were trained by "
-            f"`python -m aptutils pretrain --profile {profile} -p pretrain train --publish` on {latest['device']} ({latest['machine']}) in "
+            f"`python -m aptutils pretrain --profile {profile} -p pretrain train --publish` on "
+            f"{latest['device']} ({latest['machine']}) in "
             f"{minutes:.0f} minutes in all; the latest was published {latest['published']} at commit "
             f"`{latest['commit'][:10]}`. To re-train them from scratch, run that command with an "
             f"empty artifact store (the same time again on the same machine); `-p pretrain train` "

@@ -78,7 +78,8 @@ def c6_verdict(trained: pd.DataFrame, untrained: pd.DataFrame) -> Verdict:
     share, null_mean, null_top = trained.iloc[-1][["in-cluster share", "null in-cluster share (mean)",
                                                    "null in-cluster share (95%)"]]
     baseline = untrained[EXCESS].iloc[-1]
-    this_run = (f"excess in-cluster share (of all errors) {first:.2%} (block 0) → {last:.2%} (block {block}); "
+    this_run = (f"excess in-cluster share (of all errors) {first:.2%} (block 0) → {last:.2%} "
+                f"(block {block}); "
                 f"untrained block {untrained.index[-1]}: {baseline:.2%}")
     statistic = ("per block, the share of its wrong predictions inside its own clusters minus the "
                  "same under the within-row shuffle null (the excess): the last block's share "
