@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbval.plugin import get_sanitize_patterns
 
-from aptutils.core.numbers import NUMBER, agree, align_numbers, align_outputs
+from aptutils.core.numbers import NUMBER, agree, agree_written, align_numbers, align_outputs
 from aptutils.core.store import REPO_ROOT
 from aptutils.core.verdicts import MODELS_MIME, Verdict, report
 
@@ -43,6 +43,15 @@ def test_two_significant_digits_without_a_rounding_boundary():
     assert agree(1138, 1140) and agree(-0.051, -0.0512) and agree(0.0, 0.0)
     assert not agree(0.23, 0.24) and not agree(7, 8) and not agree(0.0, 0.001)
     assert not agree(0.051, -0.051) and not agree(12_000, 13_000)
+
+
+def test_written_numbers_keep_their_own_rounding():
+    """A bootstrap bound of 0.0605 is written 0.060 on one machine and 0.061 on another."""
+    assert agree_written("+0.060", "+0.061") and agree_written("0.23", "0.24")
+    assert not agree_written("0.060", "0.062") and not agree_written("0.23", "0.25")
+    assert not agree_written("7", "8") and agree_written("1,138", "1,140")
+    assert not agree_written("63.6", "66.6") and not agree_written("1e-3", "2e-3")
+    assert compares_equal("C9 rho +0.116 [+0.061, +0.166]", "C9 rho +0.116 [+0.060, +0.166]")
 
 
 def test_numbers_are_read_in_words_and_tables_but_not_inside_names():

@@ -8,7 +8,10 @@ where a new output reads like the stored one apart from its numbers, each new nu
 *agrees* with the stored number in its place is written as the stored text before nbval
 compares. Two numbers agree when they differ by at most half a unit of the second significant
 digit of the larger (`agree`): no rounding boundary, and a drift in a published figure's second
-significant digit fails. Words, verdicts and the numbers' places must match exactly.
+significant digit fails. A number the book writes with decimals was rounded to its last digit, so
+the written texts also get half a unit of each one's last digit (`agree_written`): 0.060 and 0.061
+may both be 0.0605, but 0.060 and 0.062 cannot agree. Integers are counts, compared exactly to
+two significant digits. Words, verdicts and the numbers' places must match exactly.
 
 `install_nbval_comparison` wraps nbval's comparison; `aptutils.notebooks.pytest_configure`
 calls it, so `pytest book/` and the tests get it.
@@ -32,16 +35,36 @@ def value(text: str) -> float:
     return float(text.replace("\u2212", "-").replace(",", ""))
 
 
-def agree(a: float, b: float, digits: int = SIGNIFICANT_DIGITS) -> bool:
+def half_unit(largest: float, digits: int = SIGNIFICANT_DIGITS) -> float:
+    """Half a unit of the `digits`-th significant digit of a magnitude (0.24 -> 0.005)."""
+    if largest == 0.0:
+        return 0.0
+    return 0.5 * 10.0 ** (math.floor(math.log10(largest)) - digits + 1)
+
+
+def agree(a: float, b: float, digits: int = SIGNIFICANT_DIGITS, slack: float = 0.0) -> bool:
     """True when a and b differ by at most half a unit of the `digits`-th significant digit of
-    the larger magnitude (0.2349 ~ 0.2351, 0.23 !~ 0.24, 1138 ~ 1140, 7 !~ 8)."""
+    the larger magnitude, plus `slack` (0.2349 ~ 0.2351, 0.23 !~ 0.24, 1138 ~ 1140, 7 !~ 8)."""
     if a == b:
         return True
     largest = max(abs(a), abs(b))
     if not math.isfinite(largest):
         return False
-    unit = 10.0 ** (math.floor(math.log10(largest)) - digits + 1)
-    return abs(a - b) <= 0.5 * unit * (1 + 1e-9)
+    return abs(a - b) <= (half_unit(largest, digits) + slack) * (1 + 1e-9)
+
+
+def rounding(text: str) -> float:
+    """Half a unit of the last digit a number is written with ('0.061' -> 0.0005); 0 for an
+    integer or an exponent form, which are not taken as rounded."""
+    if "." not in text or "e" in text.lower():
+        return 0.0
+    return 0.5 * 10.0 ** -len(text.split(".")[1])
+
+
+def agree_written(a: str, b: str, digits: int = SIGNIFICANT_DIGITS) -> bool:
+    """`agree` for two written numbers, allowing each its own rounding: '0.060' ~ '0.061' (both
+    may be 0.0605), '0.060' !~ '0.062', '0.23' !~ '0.25', '7' !~ '8'."""
+    return agree(value(a), value(b), digits, slack=rounding(a) + rounding(b))
 
 
 def skeleton(text: str) -> list[str]:
@@ -60,7 +83,7 @@ def align_numbers(reference: str, test: str, digits: int = SIGNIFICANT_DIGITS) -
 
     def replace(match: re.Match) -> str:
         ours, theirs = next(found_pieces), next(pieces)
-        return theirs if agree(value(ours), value(theirs), digits) else ours
+        return theirs if agree_written(ours, theirs, digits) else ours
 
     return NUMBER.sub(replace, test)
 
