@@ -14,6 +14,9 @@ Benchmarks (each a ratio measured in this one run, so it holds better than the m
             same W_test, and its peak memory at vocab 30,522 (counting_pass.py)
   probe     probe / tuned-lens training positions/s against the same heads trained block by block
             with a plain loop (probe_training.py)
+  external  chapter 2's reading of an external 6-layer, width-384 BERT with the 30,522-token
+            vocabulary (random weights, a timing only): probes, tuned lens and counting of the
+            model and its untrained copy (external_reading.py)
   book      wall time per chapter of the last build, from book/execution.json
 `--profile gpu` measures pretrain and mfu on CUDA (GEMM 8192^2); readout and probe run on the CPU.
 
@@ -38,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import counting_pass
+import external_reading
 import pretrain_throughput
 import probe_training
 
@@ -45,17 +49,18 @@ from aptutils.core.device import resolved_device
 from aptutils.core.params import resolve
 from aptutils.core.store import REPO_ROOT, absolute_path_variables
 
-BENCHMARKS = ("pretrain", "mfu", "readout", "probe", "book")
+BENCHMARKS = ("pretrain", "mfu", "readout", "probe", "external", "book")
 # sizes of each mode; tiny is the tests' (seconds, numbers meaningless)
 SIZES = {
     "full": {"steps": 40, "warmup": 5, "rounds": 3, "gemm": 2048, "readout_samples": 1_000,
              "readout_vocab": 30_522, "isolated": True, "probe_steps": 100,
-             "probe_positions": 20_000},
+             "probe_positions": 20_000, "external": external_reading.SHAPE},
     "quick": {"steps": 12, "warmup": 3, "rounds": 1, "gemm": 1024, "readout_samples": 200,
               "readout_vocab": 30_522, "isolated": True, "probe_steps": 20,
-              "probe_positions": 5_000},
+              "probe_positions": 5_000, "external": external_reading.SHAPE},
     "tiny": {"steps": 3, "warmup": 1, "rounds": 1, "gemm": 64, "readout_samples": 8,
-             "readout_vocab": 300, "isolated": False, "probe_steps": 2, "probe_positions": 64},
+             "readout_vocab": 300, "isolated": False, "probe_steps": 2, "probe_positions": 64,
+             "external": external_reading.TINY_SHAPE},
 }
 LATEST_START, LATEST_END = "<!-- latest run: benchmarks/run.py -->", "<!-- end of latest run -->"
 
@@ -127,6 +132,17 @@ def probe_lines(profile: str, size: dict, vocab: int) -> list[Line]:
             for name, title in (("probe", "heads"), ("tuned-lens", "tuned lens"))]
 
 
+def external_lines(profile: str, size: dict) -> list[Line]:
+    """Chapter 2's reading of an external 30k-vocabulary checkpoint, in minutes (its own store)."""
+    measured = external_reading.measure(profile, shape=size["external"])
+    shape = size["external"]
+    return [Line("external reading", measured["total"] / 60, "min",
+                 f"none: {shape['num_hidden_layers']} x {shape['hidden_size']} BERT, vocab 30,522, "
+                 f"probe {measured['probe objective'].split(':')[0]} {measured['probe steps']:,} "
+                 f"steps, tuned lens {measured['tuned-lens steps']:,} steps", None,
+                 "<= 10 min on two cores")]
+
+
 def book_lines(record: Path = REPO_ROOT / "book" / "execution.json") -> list[Line]:
     """One line per chapter of the last build, and the total."""
     if not record.is_file():
@@ -151,6 +167,7 @@ def run_all(mode: str, only: tuple[str, ...] = BENCHMARKS, profile: str = "cpu")
             "mfu": lambda: mfu_lines(settings, size, measured, vocab),
             "readout": lambda: readout_lines(size, settings.hidden_size),
             "probe": lambda: probe_lines(settings.profile, size, vocab),
+            "external": lambda: external_lines(settings.profile, size),
             "book": book_lines}
     lines = []
     for name in only:

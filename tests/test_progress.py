@@ -83,3 +83,21 @@ def test_a_terminal_is_reached_through_its_proc_path(monkeypatch):
     assert b"W_S=16000: 40%" in os.read(master, 100)
     terminal.close()
     os.close(master)
+
+
+def test_a_kernel_of_the_papermill_command_finds_papermills_terminal(tmp_path):
+    from aptutils.core.progress import papermill_terminal
+
+    def parent(name: str, command: list[str], stderr: str):
+        folder = tmp_path / name
+        (folder / "fd").mkdir(parents=True)
+        (folder / "cmdline").write_bytes(b"\0".join(c.encode() for c in command) + b"\0")
+        (folder / "fd" / "2").symlink_to(stderr)
+        return str(folder)
+
+    papermill = ["/x/.venv/bin/python", "/x/.venv/bin/papermill", "a.ipynb", "b.ipynb"]
+    assert papermill_terminal(parent("a", papermill, "/dev/pts/3")) == f"{tmp_path}/a/fd/2"
+    assert papermill_terminal(parent("b", ["python", "-m", "papermill"], "/dev/pts/1")) is not None
+    assert papermill_terminal(parent("c", papermill, str(tmp_path / "log.txt"))) is None  # no terminal
+    assert papermill_terminal(parent("d", ["python", "-m", "pytest"], "/dev/pts/3")) is None
+    assert papermill_terminal(str(tmp_path / "gone")) is None

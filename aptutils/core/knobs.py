@@ -209,6 +209,13 @@ KNOBS: tuple[Knob, ...] = (
     Knob("probe_decoder", "tied: the probe's output weights are the frozen input embeddings, as "
          "BertForMaskedLM ties its head (transform and bias trained); untied: a fresh output "
          "layer, trained too", _choice("tied", "untied"), _BLOCKS),
+    Knob("probe_softmax", "the probe's training objective: full (softmax over the vocabulary), "
+         "sampled (the true token and probe_candidates tokens drawn per step from W_S's label "
+         "frequencies, log-Q corrected), or auto (sampled above 16,384 tokens, e.g. a 30,522-token "
+         "BERT; full for the book's 8,192); read with the full-vocabulary argmax either way",
+         _choice("auto", "full", "sampled"), _BLOCKS),
+    Knob("probe_candidates", "tokens drawn per training step by the probe's sampled softmax",
+         _integer(1, 10_000_000), _BLOCKS),
     Knob("tuned_lens_max_epochs", "most passes of the tuned lens over its training positions (the "
          "W_S positions of the probe; the learning rate decays to 0 there)",
          _real(0.0, 1_000.0, True), _BLOCKS),

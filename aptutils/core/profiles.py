@@ -20,6 +20,7 @@ PAPER: dict[str, Any] = dict(
     # blocks and clusters (chapters 2-4)
     protocol="probe", analysis_ws=None, probe_samples=20_000, probe_max_epochs=6.0, probe_lr=1e-3,
     probe_batch=256, probe_eval_every=500, probe_patience=3, probe_decoder="tied",
+    probe_softmax="auto", probe_candidates=4_096,
     tuned_lens_max_epochs=2.0, tuned_lens_lr=1e-3, kinds="masked", test_maskings=5,
     test_extension=0, token_min_occurrences=5, threshold=0.5, match="mutual", min_row_count=5,
     null_repeats=20, power_plants=40, figure_tokens=32,

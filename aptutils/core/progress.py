@@ -2,10 +2,12 @@
 
 `python -m aptutils book` run in a terminal sets $APTBOOK_LIVE_PROGRESS to a path of that
 terminal (`/proc/<its pid>/fd/2`); each chapter's kernel opens it and draws its bars there:
-pre-training steps with loss and rate, probe / tuned-lens / CNN training, fine-tuning. papermill
-copies only what the kernel prints into the notebook, where long work keeps one line per
-evaluation. Without the variable, bars go to this process's stderr if it is a terminal (a
-script, an interactive session), else nowhere.
+pre-training steps with loss and rate, probe / tuned-lens / CNN training, the counting pass,
+fine-tuning. A chapter run with the `papermill` command in a terminal draws them on papermill's
+terminal the same way (the kernel finds it through its parent process). papermill copies only
+what the kernel prints into the notebook, where long work keeps one line per evaluation. Else
+bars go to this process's stderr if it is a terminal (a script, an interactive session), or
+nowhere.
 """
 from __future__ import annotations
 
@@ -27,10 +29,26 @@ def terminal_path() -> str | None:
     return f"/proc/{os.getpid()}/fd/{sys.stderr.fileno()}"
 
 
+def papermill_terminal(parent: str | None = None) -> str | None:
+    """The terminal of the `papermill` command whose kernel this process is (`/proc/<its
+    pid>/fd/2` when that is a terminal), else None. parent: its /proc folder (default: this
+    process's parent)."""
+    parent = parent or f"/proc/{os.getppid()}"
+    try:
+        command = open(f"{parent}/cmdline", "rb").read().split(b"\0")
+        terminal = os.path.realpath(f"{parent}/fd/2")
+    except OSError:
+        return None
+    runs_papermill = any(os.path.basename(part) == b"papermill" for part in command[:3])
+    on_terminal = terminal.startswith(("/dev/pts/", "/dev/tty"))
+    return f"{parent}/fd/2" if runs_papermill and on_terminal else None
+
+
 def live_stream() -> IO[str] | None:
-    """The stream to draw live bars on: $APTBOOK_LIVE_PROGRESS opened for writing (once), else a
-    terminal stderr, else None."""
-    path = os.environ.get(LIVE_VARIABLE)
+    """The stream to draw live bars on: $APTBOOK_LIVE_PROGRESS opened for writing (once), else
+    the terminal of the papermill command running this kernel, else a terminal stderr, else
+    None."""
+    path = os.environ.get(LIVE_VARIABLE) or papermill_terminal()
     if path:
         if path not in _opened:
             try:

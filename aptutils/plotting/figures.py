@@ -280,7 +280,9 @@ def reader_training_figure(records: dict[str, dict]) -> plt.Figure:
             axis.set_yscale("log")
         axis.set(xlabel="training step", ylabel=READER_LOSSES.get(name, "held-out loss"),
                  title=f"{name}: {record['train_positions']:,} positions, "
-                       f"{record['held_out_positions']:,} held out")
+                       f"{record['held_out_positions']:,} held out"
+                       + ("; sampled softmax" if record.get("objective", "").startswith("sampled")
+                          else ""))
         axis.legend(fontsize=8, title="o kept, x stopped", title_fontsize=8)
     figure.tight_layout()
     plt.close(figure)

@@ -7,6 +7,10 @@ nothing else. `LensReader`, `ProbeReader` and `TunedLensReader` are the protocol
 and 6 (they read block counts); `LayerReader` reads chapter 7's CNN layers through their new
 output layers.
 
+A `TokenReader` (the lens, the tuned lens, the probe) also says what reaches its vocabulary
+decoder (`decoder_input`), so the counting engine can take the argmax slice by slice of the
+vocabulary without writing the full [N, vocab] logits.
+
 Readers are used as they are: the caller puts them on the features' device and in eval mode, and
 opens the autocast region.
 """
@@ -34,6 +38,21 @@ class BlockReader(Protocol):
     def logits(self, block: int, features: torch.Tensor) -> torch.Tensor: ...
 
 
+@runtime_checkable
+class TokenReader(BlockReader, Protocol):
+    """A reader whose logits are a linear decoder over the vocabulary:
+    logits(block, x) = decoder(h) with (h [N, hidden], decoder) = decoder_input(block, x)."""
+
+    def decoder_input(self, block: int, features: torch.Tensor) -> tuple[torch.Tensor, nn.Linear]: ...
+
+
+def mlm_decoder_input(head: nn.Module, features: torch.Tensor) -> tuple[torch.Tensor, nn.Linear]:
+    """A BERT MLM head (`BertOnlyMLMHead`) split before its decoder: (transform(features) [N,
+    hidden], the decoder Linear(hidden, vocab)); head(features) = decoder(transform(features))."""
+    predictions = head.predictions
+    return predictions.transform(features), predictions.decoder
+
+
 @dataclass(frozen=True)
 class LensReader:
     """The model's own trained MLM head (`model.cls`) applied to every block's output ("lens"):
@@ -49,6 +68,9 @@ class LensReader:
     def logits(self, block: int, features: torch.Tensor) -> torch.Tensor:
         """[N, hidden] -> [N, vocab]; the same head at every block."""
         return self.model.cls(features)
+
+    def decoder_input(self, block: int, features: torch.Tensor) -> tuple[torch.Tensor, nn.Linear]:
+        return mlm_decoder_input(self.model.cls, features)
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,9 @@ class TunedLensReader:
     def logits(self, block: int, features: torch.Tensor) -> torch.Tensor:
         """[N, hidden] -> [N, vocab]: model.cls(A_b features + c_b)."""
         return self.model.cls(self.translators[block](features))
+
+    def decoder_input(self, block: int, features: torch.Tensor) -> tuple[torch.Tensor, nn.Linear]:
+        return mlm_decoder_input(self.model.cls, self.translators[block](features))
 
 
 @dataclass(frozen=True)
@@ -92,6 +117,9 @@ class ProbeReader(HeadsReader):
     (`readout.probes`); logits [N, vocab]."""
 
     name: str = "probe"
+
+    def decoder_input(self, block: int, features: torch.Tensor) -> tuple[torch.Tensor, nn.Linear]:
+        return mlm_decoder_input(self.heads[block], features)
 
 
 @dataclass(frozen=True)

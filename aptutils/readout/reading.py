@@ -44,6 +44,8 @@ from ..readout.probes import (
     held_out_split,
     load_trained_state,
     new_probe_heads,
+    objective_text,
+    sampled_candidates,
     train_probe_heads_until_stop,
     trained_state,
 )
@@ -65,7 +67,7 @@ from ..training.pretrain import (
 )
 
 PROBE_KNOBS = ("probe_samples", "probe_max_epochs", "probe_lr", "probe_batch", "probe_decoder",
-               "probe_eval_every", "probe_patience")
+               "probe_eval_every", "probe_patience", "probe_softmax", "probe_candidates")
 TUNED_LENS_KNOBS = ("probe_samples", "probe_batch", "probe_eval_every", "probe_patience",
                     "tuned_lens_max_epochs", "tuned_lens_lr")
 READER_TRAINING = {"held_out_share": HELD_OUT_SHARE, "stopping": "per head, best state kept"}
@@ -121,9 +123,9 @@ def _stopping(settings: Settings, max_epochs: float, positions: TrainingPosition
 
 
 def _train_reader(folder, what: str, positions: TrainingPositions, stopping: EarlyStopping,
-                  train) -> None:
+                  train, objective: str) -> None:
     """Run `train()` (-> HeadCurves), print its outcome, write `training.json` into `folder`."""
-    print(f"Training {what} on {len(positions.train):,} modified positions of W_S "
+    print(f"Training {what} ({objective}) on {len(positions.train):,} modified positions of W_S "
           f"({len(positions.held_out):,} held out; at most {stopping.max_steps:,} steps, a "
           f"held-out evaluation every {stopping.eval_every})", flush=True)
     started = time.time()
@@ -135,6 +137,7 @@ def _train_reader(folder, what: str, positions: TrainingPositions, stopping: Ear
         {"positions": len(positions.features.labels), "train_positions": len(positions.train),
          "held_out_positions": len(positions.held_out), "max_steps": stopping.max_steps,
          "eval_every": stopping.eval_every, "patience": stopping.patience, "seconds": seconds,
+         "objective": objective,
          "curves": curves.to_dict()}))
 
 
@@ -151,6 +154,9 @@ def probe_heads(settings: Settings, model, model_key: dict, ws: int, data: Pretr
     def new_heads() -> torch.nn.ModuleList:
         return new_probe_heads(model.config, blocks, settings.seed, embeddings=tied)
 
+    vocab = model.config.vocab_size
+    candidates = sampled_candidates(settings.probe_softmax, settings.probe_candidates, vocab)
+
     def build(folder):
         training, heads = positions(), new_heads()
         compiled(settings, *heads)
@@ -158,7 +164,8 @@ def probe_heads(settings: Settings, model, model_key: dict, ws: int, data: Pretr
         _train_reader(folder, f"{blocks} probe heads", training, stopping,
                       lambda: train_probe_heads_until_stop(
                           heads, training, settings.probe_lr, settings.probe_batch, settings.seed,
-                          stopping, device, progress=True))
+                          stopping, device, progress=True, candidates=candidates),
+                      objective_text(candidates, vocab))
         torch.save(trained_state(heads.cpu()), folder / "heads.pt")
 
     folder = built_once(store, "probes", reader_params(settings, model_key, PROBE_KNOBS), build)
@@ -184,7 +191,8 @@ def tuned_lens_translators(settings: Settings, model, model_key: dict, ws: int,
                       lambda: train_tuned_lens(
                           translators, model.cls, training, settings.tuned_lens_lr,
                           settings.probe_batch, settings.seed, stopping, device,
-                          progress=True))
+                          progress=True),
+                      f"KL to the last block over all {model.config.vocab_size:,} tokens")
         torch.save(translators.cpu().state_dict(), folder / "translators.pt")
 
     folder = built_once(store, "tuned-lens", reader_params(settings, model_key, TUNED_LENS_KNOBS),

@@ -369,3 +369,14 @@ def per_token_apt(counts: dict[str, list[BlockCounts]], frequency: np.ndarray, r
     return pd.concat({(r, b): apt_table(c.counts, frequency, reading.kinds, reading.min_occurrences)
                       for r, blocks in counts.items() for b, c in enumerate(blocks)},
                      names=["reader", "block", "row"]).reset_index(level="row", drop=True)
+
+
+def objective_sentence(training: dict[str, dict]) -> str:
+    """What each trained reader minimised, from its training record ('objective'), and that
+    every reader is read with the full-vocabulary argmax."""
+    names = {"probe": "The probe heads", "tuned-lens": "the tuned lens"}
+    parts = [f"{names.get(name, name)} trained on the {record['objective']}"
+             for name, record in training.items() if "objective" in record]
+    if not parts:
+        return "The readers' training records do not say which objective they minimised."
+    return "; ".join(parts) + ". Every reader is read with the argmax over the whole vocabulary."

@@ -151,7 +151,9 @@ def train_until_stop(heads: torch.nn.ModuleList,
                      losses: Callable[[torch.Tensor, Sequence[int]], list[torch.Tensor]],
                      train_rows: torch.Tensor, held_out_rows: torch.Tensor, learning_rate: float,
                      batch_size: int, seed: int, stopping: EarlyStopping,
-                     progress: bool = False, desc: str = "heads") -> HeadCurves:
+                     progress: bool = False, desc: str = "heads",
+                     held_out_loss: Callable[[torch.Tensor, Sequence[int]], list[torch.Tensor]]
+                     | None = None) -> HeadCurves:
     """Train every head of `heads` jointly through `train_steps` until each one's held-out loss
     stops falling (`stopping`); each head ends with its best evaluated parameters.
 
@@ -159,6 +161,8 @@ def train_until_stop(heads: torch.nn.ModuleList,
     opens its own autocast region); the steps draw seeded batches of `batch_size` positions of
     `train_rows` [N] with replacement, and every evaluation scores `held_out_rows` [M]. A stopped
     head leaves the summed loss, so its parameters get no gradient and AdamW leaves them alone.
+    held_out_loss: what the evaluations score, in the form of `losses` (default: `losses`; an
+    estimate drawn afresh per call must draw the same at every evaluation, to be compared).
     """
     heads.train()
     count = len(heads)
@@ -169,7 +173,8 @@ def train_until_stop(heads: torch.nn.ModuleList,
 
     def evaluate(step: int) -> list[float | None]:
         heads.eval()
-        measured = dict(zip(active, held_out_losses(losses, held_out_rows, list(active))))
+        measured = dict(zip(active, held_out_losses(held_out_loss or losses, held_out_rows,
+                                                    list(active))))
         heads.train()
         return [measured.get(k) for k in range(count)]
 
