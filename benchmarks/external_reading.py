@@ -19,6 +19,9 @@ from pathlib import Path
 
 SHAPE = {"num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 6,
          "intermediate_size": 1536, "max_position_embeddings": 512}
+# run.py --quick: W_test once, without its extension (1,000 samples, about 1/13 of the cpu
+# profile's modified positions: the counting pass scales with them)
+QUICK_KNOBS = {"test_maskings": 1, "test_extension": 0}
 TINY_SHAPE = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2,
               "intermediate_size": 64, "max_position_embeddings": 512}  # the tests'
 
@@ -56,13 +59,14 @@ def measure(profile: str = "cpu", knobs: dict | None = None, shape: dict = SHAPE
         seconds["data"] = time.perf_counter() - started
         for trained in (True, False):
             started = time.perf_counter()
-            block_counts(settings, trained=trained, store=store, data=data)
+            counts = block_counts(settings, trained=trained, store=store, data=data)
             seconds["model" if trained else "untrained model"] = time.perf_counter() - started
         records = reader_training(settings, store=store, data=data)
         seconds["probe training (model)"] = records["probe"]["seconds"]
         seconds["tuned-lens training (model)"] = records["tuned-lens"]["seconds"]
         seconds["total"] = seconds["data"] + seconds["model"] + seconds["untrained model"]
         return {**seconds, "probe objective": records["probe"]["objective"],
+                "positions": int(counts["probe"][0].counts.total.sum()),
                 "probe steps": max(records["probe"]["curves"]["stop_step"]),
                 "tuned-lens steps": max(records["tuned-lens"]["curves"]["stop_step"])}
 
@@ -73,7 +77,16 @@ def main() -> None:
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("KNOB", "VALUE"))
     options = parser.parse_args()
-    print(json.dumps(measure(options.profile, dict(options.p)), indent=1))
+    knobs = {knob: parsed(value) for knob, value in options.p}
+    print(json.dumps(measure(options.profile, knobs), indent=1))
+
+
+def parsed(value: str):
+    """A knob value from the command line: a number where it reads as one, else the text."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
 
 
 if __name__ == "__main__":

@@ -84,6 +84,22 @@ def tokens_per_second(variant: str, settings, data, steps: int, warmup: int) -> 
     return (steps - warmup) * settings.batch_size * rows.shape[1] / clock.seconds
 
 
+def profiled_ops(settings, steps: int, top: int = 6) -> list[tuple[str, float]]:
+    """What the book's pre-training spends its time on: torch.profiler over `steps` steps (after
+    two unprofiled ones), the `top` operators by self CPU time, each with its share of the total."""
+    from torch.profiler import ProfilerActivity, profile
+
+    hf_logging.set_verbosity_error()
+    data = pretraining_data(settings)
+    tokens_per_second("book", settings, data, 2, 1)  # warm-up: the first run pays for imports
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        tokens_per_second("book", settings, data, steps, 1)
+    averages = [event for event in profiler.key_averages() if event.self_cpu_time_total > 0]
+    total = sum(event.self_cpu_time_total for event in averages)
+    ranked = sorted(averages, key=lambda event: event.self_cpu_time_total, reverse=True)[:top]
+    return [(event.key, event.self_cpu_time_total / total) for event in ranked]
+
+
 def measure(settings, steps: int, warmup: int, rounds: int) -> dict[str, float]:
     """Median tokens/s of each variant over `rounds` rounds, the variants alternated."""
     hf_logging.set_verbosity_error()

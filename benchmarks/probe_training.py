@@ -58,9 +58,12 @@ def timed(work) -> float:
     return time.perf_counter() - started
 
 
-def measure(profile: str, vocab: int, steps: int, count: int) -> dict[str, float]:
-    """Positions/s of the probe heads and the tuned lens, the book's loop and the plain one."""
-    settings = resolve({"profile": profile, "device": "cpu"})
+def measure(profile: str, vocab: int, steps: int, count: int, knobs: dict | None = None,
+            candidates: int | None = None) -> dict[str, float]:
+    """Positions/s of the probe heads and the tuned lens, the book's loop and the plain one.
+    knobs: other knob values (e.g. hidden_size); candidates: the book's probe trains with the
+    sampled softmax over that many drawn tokens (the plain loop keeps the full softmax)."""
+    settings = resolve({"profile": profile, "device": "cpu", **(knobs or {})})
     model = new_model(settings, vocab, 0)
     cached = positions(settings, vocab, count)
     features, labels = cached.features.features, cached.features.labels
@@ -82,7 +85,8 @@ def measure(profile: str, vocab: int, steps: int, count: int) -> dict[str, float
             return F.cross_entropy(model.cls(lens[block](features[block][picked])).float(), target)
 
     book_probe = timed(lambda: train_probe_heads_until_stop(
-        heads(), cached, settings.probe_lr, batch, settings.seed, stopping))
+        heads(), cached, settings.probe_lr, batch, settings.seed, stopping,
+        candidates=candidates))
     probe = heads().train()
     plain_probe = timed(lambda: plain_loop(probe, probe_loss, batch, steps, cached.train,
                                            settings.probe_lr))
