@@ -77,16 +77,10 @@ def main() -> None:
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("KNOB", "VALUE"))
     options = parser.parse_args()
-    knobs = {knob: parsed(value) for knob, value in options.p}
+    from aptutils.__main__ import parse_value
+
+    knobs = {knob: parse_value(value) for knob, value in options.p}
     print(json.dumps(measure(options.profile, knobs), indent=1))
-
-
-def parsed(value: str):
-    """A knob value from the command line: a number where it reads as one, else the text."""
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
 
 
 if __name__ == "__main__":
