@@ -7,7 +7,7 @@ import torch
 
 from aptutils.core.params import resolve
 from aptutils.models.bert import bert_config
-from aptutils.readout.counting import block_predictions, sliced_argmax
+from aptutils.readout.counting import block_predictions, count_all_blocks, sliced_argmax
 from aptutils.readout.features import BlockFeatures
 from aptutils.readout.probes import (
     SAMPLED_ABOVE,
@@ -19,7 +19,6 @@ from aptutils.readout.probes import (
     train_probe_heads_until_stop,
 )
 from aptutils.readout.readers import HeadsReader, ProbeReader, TokenReader
-from aptutils.readout.counting import count_all_blocks
 from aptutils.training.heads import EarlyStopping
 
 VOCAB = 50
@@ -85,6 +84,28 @@ def test_a_head_with_equal_logits_scores_log_one_plus_its_non_hit_draws():
     with torch.no_grad():
         first, again = (float(losses(torch.arange(4), [0])[0]) for _ in range(2))
     assert math.isclose(first, expected, rel_tol=1e-4) and first == again  # fixed: the same draw
+
+
+def test_each_logit_is_corrected_by_the_log_of_its_expected_draws():
+    """All logits 0, a skewed proposal: column j's logit is -log(C q_j), so a row's loss is
+    log(sum over its true token and non-hit draws of 1 / (C q_j)) + log(C q_true)."""
+    heads = new_probe_heads(config(), 1, seed=0)
+    with torch.no_grad():
+        for p in heads.parameters():
+            p.zero_()
+    proposal = label_proposal(torch.tensor([7] * 30 + [8] * 10), VOCAB)  # 7 and 8 drawn often
+    labels, candidates = torch.tensor([7, 9]), 20
+    losses = sampled_softmax_losses(heads, torch.randn(1, 2, 32), labels, proposal, candidates,
+                                    seed=5, fixed=True)
+    drawn = torch.multinomial(proposal.double(), candidates, replacement=True,
+                              generator=torch.Generator().manual_seed(5))
+    expected = 0.0
+    for y in labels.tolist():
+        kept = [y] + [d for d in drawn.tolist() if d != y]
+        expected += math.log(sum(1 / (candidates * float(proposal[j])) for j in kept))
+        expected += math.log(candidates * float(proposal[y]))
+    with torch.no_grad():
+        assert math.isclose(float(losses(torch.arange(2), [0])[0]), expected / 2, rel_tol=1e-4)
 
 
 def test_a_sampled_softmax_probe_learns_what_the_full_softmax_probe_learns():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import IO, Any, Iterable
 
 from tqdm import tqdm
@@ -35,7 +36,7 @@ def papermill_terminal(parent: str | None = None) -> str | None:
     process's parent)."""
     parent = parent or f"/proc/{os.getppid()}"
     try:
-        command = open(f"{parent}/cmdline", "rb").read().split(b"\0")
+        command = Path(parent, "cmdline").read_bytes().split(b"\0")
         terminal = os.path.realpath(f"{parent}/fd/2")
     except OSError:
         return None

@@ -38,8 +38,7 @@ from ..readout.readers import BlockReader, TokenReader
 # slices with a running max, so the full [N, vocab] logits are never written: on the CPU a
 # [2048, 1024] fp32 block (8 MB) stays in cache while its max is read (1.8x faster than 128
 # positions' full logits at vocab 30,522 and width 128; predictions equal); on a GPU one slice.
-CPU_CHUNK, DEVICE_CHUNK = 2048, 2048
-CPU_VOCAB_SLICE = 1024
+POSITION_CHUNK, CPU_VOCAB_SLICE = 2048, 1024
 TRUNK_BATCH = 64  # W_test samples per trunk pass (a process's share is whole trunk batches)
 
 
@@ -108,10 +107,9 @@ def block_predictions(reader: BlockReader, block: int, features: torch.Tensor,
                       device: str = "cpu") -> torch.Tensor:
     """Token predicted by `reader` at each of block `block`'s positions, features [N, hidden]
     -> [N] (CPU): the argmax of fp32 logits (no autocast, so near-ties are not decided by bf16
-    rounding; exact ties go to the lowest id), CPU_CHUNK or DEVICE_CHUNK positions at a time; a
+    rounding; exact ties go to the lowest id), POSITION_CHUNK positions at a time; a
     `TokenReader`'s over vocabulary slices (`sliced_argmax`), never its full logits on the CPU."""
     on_cpu = torch.device(device).type == "cpu"
-    chunk = CPU_CHUNK if on_cpu else DEVICE_CHUNK
     if not len(features):
         return torch.zeros(0, dtype=torch.long)
 
@@ -123,8 +121,8 @@ def block_predictions(reader: BlockReader, block: int, features: torch.Tensor,
         return reader.logits(block, part).float().argmax(-1)
 
     with autocast(device, "fp32"):
-        return torch.cat([predicted(features[start:start + chunk].to(device).float()).cpu()
-                          for start in range(0, len(features), chunk)])
+        return torch.cat([predicted(features[start:start + POSITION_CHUNK].to(device).float()).cpu()
+                          for start in range(0, len(features), POSITION_CHUNK)])
 
 
 def count_all_blocks(readers: dict[str, BlockReader], test: BlockFeatures, vocab_size: int,

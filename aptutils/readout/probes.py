@@ -164,7 +164,7 @@ def sampled_softmax_losses(heads: torch.nn.ModuleList, features: torch.Tensor,
                 hidden, decoder = mlm_decoder_input(heads[k], features[k][picked].to(device))
                 true = (hidden.float() * decoder.weight[target].float()).sum(-1) + decoder.bias[target]
                 others = F.linear(hidden, decoder.weight[drawn], decoder.bias[drawn]).float()
-                logits = torch.cat([true.float()[:, None], others], 1) - correction
+                logits = torch.cat([true[:, None], others], 1) - correction
                 result.append(F.cross_entropy(logits.masked_fill(hit, -math.inf), zero))
         return result
 

@@ -187,7 +187,7 @@ def tuned_lens_translators(settings: Settings, model, model_key: dict, ws: int,
     def build(folder):
         training, translators = positions(), new_translators(hidden, blocks)
         stopping = _stopping(settings, settings.tuned_lens_max_epochs, training)
-        _train_reader(folder, f"the tuned lens ({blocks - 1} affine maps)", training, stopping,
+        _train_reader(folder, f"the tuned lens's {blocks - 1} affine maps", training, stopping,
                       lambda: train_tuned_lens(
                           translators, model.cls, training, settings.tuned_lens_lr,
                           settings.probe_batch, settings.seed, stopping, device,
