@@ -6,13 +6,17 @@ pass with output_hidden_states (bf16), then for every block every reader of the 
 probe head per block, the trained MLM head as lens, the tuned lens's translators) on the modified
 positions only, counts per (kind, token) and the sparse confusions. Baseline: one plain
 `BertForMaskedLM` forward (dense logits over every position, as a user would call it) in fp32 and
-in bf16. Run isolated, each variant has its own process, so its peak memory (max RSS) is its own:
+in bf16. `counting-bf16-floor` is the same pass with every reader's argmax taken over bf16 logits
+(each decoder cast once): not exact, never used by the book, only the floor of any bf16 screen,
+which must also re-score its near-ties in fp32. Run isolated, each variant has its own process,
+so its peak memory (max RSS) is its own:
 
     python benchmarks/counting_pass.py --variant counting --vocab 30522 --hidden 128 --samples 1000
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import resource
 import subprocess
@@ -22,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-VARIANTS = ("plain-fp32", "plain-bf16", "counting")
+VARIANTS = ("plain-fp32", "plain-bf16", "counting", "counting-bf16-floor")
 
 
 def model_and_test_set(vocab: int, hidden: int, samples: int):
@@ -53,7 +57,20 @@ def plain_forward(model, inputs, precision: str) -> float:
     return time.perf_counter() - started
 
 
-def counting_pass(model, inputs, labels, kinds) -> float:
+def bf16_sliced_argmax(sliced_argmax):
+    """`counting.sliced_argmax` over bf16 logits (each decoder cast to bf16 once): the floor."""
+    cast: dict[int, torch.nn.Linear] = {}
+
+    def argmax(hidden, decoder, width):
+        if id(decoder) not in cast:
+            cast[id(decoder)] = copy.deepcopy(decoder).bfloat16()
+        return sliced_argmax(hidden.bfloat16(), cast[id(decoder)], width)
+
+    return argmax
+
+
+def counting_pass(model, inputs, labels, kinds, bf16_floor: bool = False) -> float:
+    from aptutils.readout import counting
     from aptutils.readout.counting import count_maskings
     from aptutils.readout.probes import new_probe_heads
     from aptutils.readout.readers import LensReader, ProbeReader, TunedLensReader
@@ -64,6 +81,8 @@ def counting_pass(model, inputs, labels, kinds) -> float:
     readers = (ProbeReader(new_probe_heads(model.config, blocks, seed=0, embeddings=tied).eval()),
                LensReader(model), TunedLensReader(model, new_translators(model.config.hidden_size,
                                                                           blocks).eval()))
+    if bf16_floor:
+        counting.sliced_argmax = bf16_sliced_argmax(counting.sliced_argmax)
     started = time.perf_counter()
     count_maskings(model, {reader.name: reader for reader in readers}, [(inputs, labels, kinds)],
                    model.config.vocab_size)
@@ -73,7 +92,8 @@ def counting_pass(model, inputs, labels, kinds) -> float:
 def run_variant(variant: str, vocab: int, hidden: int, samples: int) -> dict:
     """Seconds of one variant and the peak memory of this process (GB)."""
     model, (inputs, labels, kinds) = model_and_test_set(vocab, hidden, samples)
-    seconds = (counting_pass(model, inputs, labels, kinds) if variant == "counting"
+    seconds = (counting_pass(model, inputs, labels, kinds, variant == "counting-bf16-floor")
+               if variant.startswith("counting")
                else plain_forward(model, inputs, variant.split("-")[1]))
     return {"seconds": seconds, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 

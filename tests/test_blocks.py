@@ -322,3 +322,22 @@ def test_untied_probe_heads_train_their_own_output_weights(tiny):
                       learning_rate=1e-2, batch_size=8, seed=0, progress=False)
     assert not torch.equal(heads[0].predictions.decoder.weight, before)
     assert set(trained_state(heads)) == set(heads.state_dict())
+
+
+def test_a_models_own_head_is_counted_as_the_lens_reads_its_last_block():
+    """The W_S series' reading (`own_head_counts`) is the lens at the last block: the same counts
+    as the all-blocks engine's, over every modified position of every masking."""
+    from aptutils.readout.reading import own_head_counts
+
+    settings = resolve({"profile": "smoke", "hidden_size": 64, "num_heads": 2, "num_layers": 3})
+    model = new_model(settings, 20, 0).eval()
+    ids = np.random.default_rng(0).integers(5, 20, (200, 32))
+    maskings = [mask_tokens(ids, [0, 1, 2, 3, 4], 4, 20, 0.15, seed=seed) for seed in (0, 1)]
+    own = own_head_counts(model, maskings)
+    lens = count_maskings(model, {"lens": LensReader(model)}, maskings, 20)["lens"][-1].counts
+    np.testing.assert_array_equal(own.correct, lens.correct)
+    np.testing.assert_array_equal(own.total, lens.total)
+    assert own.correct.sum() > 0  # a random model of 20 tokens gets some right
+    assert own.total.sum() == sum(int((labels != -100).sum()) for _, labels, _ in maskings)
+    first = count_maskings(model, {"lens": LensReader(model)}, maskings[:1], 20)["lens"][-1]
+    assert own.total.sum() > first.counts.total.sum()  # both maskings pooled

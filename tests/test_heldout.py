@@ -169,3 +169,22 @@ def test_chapter_2_says_what_w_test_is_from_the_description():
     assert sentence.endswith("per masking: 1,200, 1,300 (2,500 pooled).")
     alone = heldout_sentence({**described, "extension_samples": 0})
     assert "-p test_extension N" in alone and "16,000" not in alone
+
+
+def test_the_series_reads_the_analysed_model_exactly_as_the_lens_reads_its_last_block(smoke):
+    """The series' last-block counts and the block counts' lens share the trunk (bf16), the head
+    (fp32 argmax) and the maskings, so for the analysed W_S they are the same counts; the other
+    W_S are different models, so their counts differ."""
+    from aptutils.readout.reading import block_counts, series_counts
+
+    settings, data, store, _, _ = smoke
+    series = series_counts(settings, store, data)
+    assert list(series) == list(settings.ws_list)
+    lens_last = block_counts(settings, store=store, data=data)["lens"][-1].counts
+    analysed = series[max(settings.ws_list)]
+    np.testing.assert_array_equal(analysed.correct, lens_last.correct)
+    np.testing.assert_array_equal(analysed.total, lens_last.total)
+    assert analysed.correct.sum() > 0
+    smaller = series[min(settings.ws_list)]
+    np.testing.assert_array_equal(smaller.total, analysed.total)  # the same positions
+    assert not np.array_equal(smaller.correct, analysed.correct)

@@ -6,7 +6,8 @@
 the tuned lens are artifacts keyed by the model and their knobs (`training.json` holds their
 held-out curves, `reader_training` reads them), the counts by all reader knobs and the maskings.
 `series_counts` reads every model of the W_S series at its last block through its own head over
-the same maskings. Under torchrun / accelerate launch the first process trains the readers (the
+the same maskings, as the lens reads a last block (bf16 trunk, fp32 argmax), so the analysed
+model's series counts are its lens counts at the last block. Under torchrun / accelerate launch the first process trains the readers (the
 others wait) and every process counts a share of W_test (`counting.count_maskings`). With
 `torch_compile` the readers' heads are compiled, and on a GPU the cached W_S features of their
 training stay on it. Used by chapters 2, 3, 4 and 6.
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..core.counts import TokenCounts
+from ..core.counts import TokenCounts, count_predictions
 from ..core.device import resolved_device
 from ..core.params import Settings
 from ..core.store import Store
@@ -31,7 +32,9 @@ from ..data.heldout import maskings_params, settings_maskings
 from ..data.pretraining import PretrainingData, pretraining_data
 from ..models.bert import has_head
 from ..readout.counting import (
+    TRUNK_BATCH,
     BlockCounts,
+    block_predictions,
     count_maskings,
     load_block_counts,
     processes,
@@ -57,7 +60,6 @@ from ..readout.readers import (
     TunedLensReader,
 )
 from ..readout.tuned_lens import new_translators, train_tuned_lens
-from ..training.evaluation import heldout_counts
 from ..training.heads import EarlyStopping, HeadCurves
 from ..training.pretrain import (
     analysed_ws,
@@ -270,7 +272,7 @@ def block_counts(settings: Settings, ws: int | None = None, trained: bool = True
             for name in (BLOCK_READERS if has_head(model) else ("probe",))}
 
 
-# how the block and series counts are made (part of their keys)
+# how the block counts are made (part of their keys)
 COUNTING = "fp32 argmax, confusion per kind, files named by reader"
 
 
@@ -292,7 +294,7 @@ def token_vectors(settings: Settings, ws: int, trained: bool, data: PretrainingD
 def series_counts(settings: Settings, store: Store | None = None,
                   data: PretrainingData | None = None) -> dict[int, TokenCounts]:
     """Per model of the W_S series (by W_S, smallest first): counts per (kind, token) at the
-    last block, read through the model's own MLM head (fp32 argmax) over the same
+    last block, read through the model's own MLM head (`last_block_counts`) over the same
     `test_maskings` maskings of W_test as the block counts. One artifact per model. An external
     checkpoint (`model`) has no W_S series: {}."""
     if settings.values.get("model") is not None:
@@ -302,22 +304,40 @@ def series_counts(settings: Settings, store: Store | None = None,
     return {ws: last_block_counts(settings, ws, data, store) for ws in settings.ws_list}
 
 
+# how the series' last blocks are counted (part of their keys)
+SERIES_COUNTING = "the lens at the last block: bf16 trunk, fp32 argmax"
+
+
 def last_block_counts(settings: Settings, ws: int, data: PretrainingData,
                       store: Store) -> TokenCounts:
-    """The W_S model's own predictions over the W_test maskings, as counts (with loss_sum)."""
+    """The W_S model's own predictions at its last block over the W_test maskings, as counts
+    (loss_sum 0): its MLM head in fp32 on the bf16 trunk's last hidden states, exactly as the
+    lens reads the last block (`readers.LensReader`, `counting.block_predictions`)."""
     params = {"model": model_params(settings, data, ws), **maskings_params(settings),
-              "counting": COUNTING}
+              "counting": SERIES_COUNTING}
 
     def build(folder) -> None:
         device = resolved_device(settings)
         maskings = settings_maskings(settings, data, store)  # before the model: may stop here
         model = pretrained_model(settings, ws, data, store).load().to(device)
-        pooled = None
-        for masking in maskings:
-            counts = heldout_counts(model, *masking, device=device, precision="fp32")
-            pooled = counts if pooled is None else pooled + counts
-        np.savez_compressed(folder / "counts.npz", correct=pooled.correct, total=pooled.total,
-                            loss_sum=pooled.loss_sum)
+        counts = own_head_counts(model, maskings, device)
+        np.savez_compressed(folder / "counts.npz", correct=counts.correct, total=counts.total)
 
     saved = np.load(store.get_or_build("heldout-counts", params, build) / "counts.npz")
-    return TokenCounts(saved["correct"], saved["total"], float(saved["loss_sum"]))
+    return TokenCounts(saved["correct"], saved["total"])
+
+
+def own_head_counts(model, maskings, device: str = "cpu") -> TokenCounts:
+    """A BERT MLM model's counts per (kind, token) at its last block through its own head, pooled
+    over `maskings` ((inputs, labels, kinds) [N, L] each): the lens's reading of the last block
+    (bf16 trunk, fp32 argmax of the head; `counting.block_predictions`)."""
+    lens, last = LensReader(model), model.config.num_hidden_layers
+    pooled = None
+    for masking in maskings:
+        test = block_features(model, *masking, batch_size=TRUNK_BATCH, device=device)
+        predicted = block_predictions(lens, last, test.features[last], device)
+        counts, _ = count_predictions(predicted, test.labels, test.kinds, model.config.vocab_size)
+        pooled = counts if pooled is None else pooled + counts
+    if pooled is None:
+        raise ValueError("own_head_counts: no masking given")
+    return pooled
