@@ -7,10 +7,10 @@ the tuned lens are artifacts keyed by the model and their knobs (`training.json`
 held-out curves, `reader_training` reads them), the counts by all reader knobs and the maskings.
 `series_counts` reads every model of the W_S series at its last block through its own head over
 the same maskings, as the lens reads a last block (bf16 trunk, fp32 argmax), so the analysed
-model's series counts are its lens counts at the last block. Under torchrun / accelerate launch the first process trains the readers (the
-others wait) and every process counts a share of W_test (`counting.count_maskings`). With
-`torch_compile` the readers' heads are compiled, and on a GPU the cached W_S features of their
-training stay on it. Used by chapters 2, 3, 4 and 6.
+model's series counts are its lens counts at the last block. Under torchrun / accelerate launch
+the first process trains the readers (the others wait) and every process counts a share of W_test
+(`counting.count_maskings`). With `torch_compile` the readers' heads are compiled, and on a GPU
+the cached W_S features of their training stay on it. Used by chapters 2, 3, 4 and 6.
 """
 from __future__ import annotations
 

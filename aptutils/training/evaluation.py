@@ -1,6 +1,8 @@
 """Held-out MLM evaluation of a model through its own head, as counts per (kind, token).
 
-Used during pre-training (chapter 1's curves) and for the series' held-out figures (chapter 2).
+Used during pre-training (chapter 1's curves) and by chapter 1's readings of W_test and of each
+model's own training samples (the W_S series of chapter 2 is read as the lens reads a last block:
+`readout.reading.last_block_counts`).
 """
 from __future__ import annotations
 
