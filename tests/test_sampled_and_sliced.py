@@ -44,7 +44,7 @@ def test_the_sliced_argmax_is_the_full_argmax_ties_to_the_lowest_id():
 
 def test_a_probe_reader_reads_through_its_slices_and_a_label_head_through_its_logits():
     heads = new_probe_heads(config(), 2, seed=0).eval()
-    features = torch.randn(2, 3000, 32)
+    features = torch.randn(2, 3000, 32, generator=torch.Generator().manual_seed(0))
     probe, plain = ProbeReader(heads), HeadsReader(heads, "plain heads")
     assert isinstance(probe, TokenReader) and not isinstance(plain, TokenReader)
     for block in (0, 1):
