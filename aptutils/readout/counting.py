@@ -85,9 +85,11 @@ class BlockCounts:
 @torch.no_grad()
 def sliced_argmax(hidden: torch.Tensor, decoder: torch.nn.Linear, width: int) -> torch.Tensor:
     """argmax over the vocabulary of decoder(hidden) [N, vocab], `width` vocabulary columns at a
-    time with a running max: hidden [N, h] -> [N]. Equal to the full logits' argmax: each slice's
-    logits are the same products, and a later slice wins only when strictly larger, so exact ties
-    go to the lowest id as `argmax` does."""
+    time with a running max: hidden [N, h] -> [N]. The full logits' argmax: each slice's logits
+    are the same products, and a later slice wins only when strictly larger, so exact ties go to
+    the lowest id as `argmax` does. (Matrix products of other shapes may round a last bit apart,
+    which decides only logits tied to within fp32 rounding; on the book's readers, 42
+    reader-blocks, the counts were equal to the full logits'.)"""
     weight, bias = decoder.weight, decoder.bias
     best = torch.full((len(hidden),), -torch.inf, device=hidden.device)
     chosen = torch.zeros(len(hidden), dtype=torch.long, device=hidden.device)
