@@ -20,24 +20,26 @@ each importing only from the layers below it (tests/test_layers.py keeps it so):
     core       knobs, profiles, params, store,         parameters, artifacts, precision, counts,
                device, counts, errors, verdicts        verdict records
 
-notebooks.py, parts.py, sweeps.py and __main__.py (the book's build, its parts and pages,
-parameter sweeps, and the command line) sit above every layer.
+notebooks.py, parts.py, sweeps.py, __main__.py and plugins/ (the book's build, its parts and
+pages, parameter sweeps, the command line, and the Sphinx and pytest plugins) sit above every layer.
 """
-from .core import params as _params
 from .core.errors import DataError, ParameterError
 from .core.params import Settings, resolve
 from .core.store import Store
 
 
 def configure(namespace: dict) -> Settings:
-    """A chapter's settings (`core.params.configure`); with `model` set (an external BERT
-    checkpoint), its architecture knobs are the checkpoint's (`data.checkpoint`)."""
-    settings = _params.configure(namespace)
-    if settings.values.get("model") is None:
-        return settings
-    from .data.checkpoint import checkpoint_settings
+    """A chapter's settings, with an external checkpoint's architecture (`reports.opening`)."""
+    from .reports.opening import configure as configure_chapter
 
-    return checkpoint_settings(settings)
+    return configure_chapter(namespace)
 
 
-__all__ = ["DataError", "ParameterError", "Settings", "Store", "configure", "resolve"]
+def with_checkpoint(settings: Settings) -> Settings:
+    """The settings with `model`'s architecture, if set (`reports.opening.with_checkpoint`)."""
+    from .reports.opening import with_checkpoint as checkpoint_knobs
+
+    return checkpoint_knobs(settings)
+
+
+__all__ = ["DataError", "ParameterError", "Settings", "Store", "configure", "resolve", "with_checkpoint"]

@@ -102,7 +102,7 @@ def build_book(args) -> int:
     part_folder = GPU.folder if chosen["profile"] == "gpu" else CPU.folder
     out = Path(args.out).resolve() if args.out else part_folder
     out.mkdir(parents=True, exist_ok=True)
-    device = resolved_device(resolve(chosen))
+    device = resolved_device(resolve(chosen).device)
     for source in sources:
         started = time.time()
         print(f"Executing {source.name} ({chosen})", flush=True)
@@ -147,22 +147,24 @@ def render(args) -> int:
 def pretrain(args) -> int:
     from .data.pretraining import pretraining_data
     from .training import published
-    from .training.equal_steps import SERIES_NAMES, has_equal_steps, series_settings
-    from .training.pretrain import model_params, pretrained_model
+    from .training.equal_steps import SERIES_NAMES, has_equal_steps, series_recipes
+    from .training.pretrain import SeriesRecipe, model_params, pretrained_model
 
     settings = resolve(chosen_parameters(args))
-    data = pretraining_data(settings)
+    recipe = settings.recipe(SeriesRecipe)
+    data = pretraining_data(recipe.data)
     command = "python -m aptutils pretrain " + " ".join(
         [f"--profile {settings.profile}"] + [f"-p {n} {v}" for n, v in args.parameter] + ["--publish"])
-    for series in ("epochs", "steps") if has_equal_steps(settings) else ("epochs",):
-        for ws, each in series_settings(settings, series).items():
+    for series in ("epochs", "steps") if has_equal_steps(recipe) else ("epochs",):
+        for ws, each in series_recipes(recipe, series).items():
             model = pretrained_model(each, ws, data)
             print(f"W_S={ws} ({SERIES_NAMES[series]}, {model.card['steps']:,} steps): {model.folder}")
             if not args.publish or model.folder.parent == published.PUBLISHED_DIR:
                 continue
             name = f"{settings.profile}-ws{ws}" + (f"-steps{model.card['steps']}" if series == "steps"
                                                     and ws != max(settings.ws_list) else "")
-            target = published.publish(model.folder, model_params(each, data, ws), name, command,
+            target = published.publish(model.folder, model_params(each.training, data, ws), name,
+                                       command,
                                        extra={"tokenizer_key": data.tokenizer_key},
                                        root=published.PUBLISHED_DIR)
             print(f"W_S={ws}: published to {target}")

@@ -32,10 +32,10 @@ VARIANTS = ("plain-fp32", "plain-bf16", "counting", "counting-bf16-floor")
 def model_and_test_set(vocab: int, hidden: int, samples: int):
     from aptutils.core.params import resolve
     from aptutils.data.masking import mask_tokens
-    from aptutils.models.bert import new_model
+    from aptutils.models.bert import BertRecipe, new_model
 
     settings = resolve({"profile": "cpu", "hidden_size": hidden, "num_heads": max(1, hidden // 64)})
-    model = new_model(settings, vocab, 0).eval()
+    model = new_model(settings.recipe(BertRecipe), vocab, 0).eval()
     ids = np.random.default_rng(0).integers(5, vocab, (samples, settings.seq_len))
     ids[:, 0], ids[:, -1] = 2, 3
     return model, mask_tokens(ids, [0, 1, 2, 3, 4], 4, vocab, 0.15, seed=0)
@@ -70,7 +70,7 @@ def bf16_sliced_argmax(sliced_argmax):
 
 
 def counting_pass(model, inputs, labels, kinds, bf16_floor: bool = False) -> float:
-    from aptutils.readout import counting
+    import aptutils.readout.counting as counting  # patched below (its sliced_argmax)
     from aptutils.readout.counting import count_maskings
     from aptutils.readout.probes import new_probe_heads
     from aptutils.readout.readers import LensReader, ProbeReader, TunedLensReader

@@ -40,28 +40,32 @@ def make_checkpoint(folder: Path, data_root: Path, shape: dict = SHAPE) -> None:
 
 def measure(profile: str = "cpu", knobs: dict | None = None, shape: dict = SHAPE) -> dict:
     """Seconds of each stage of chapter 2's reading of the checkpoint, and the readers' objectives."""
+    from aptutils import with_checkpoint
     from aptutils.core.params import resolve
     from aptutils.core.store import Store
-    from aptutils.data.checkpoint import checkpoint_settings
-    from aptutils.data.pretraining import pretraining_data
-    from aptutils.readout.reading import block_counts, reader_training
+    from aptutils.data.pretraining import DataRecipe, pretraining_data
+    from aptutils.readout.reading import CountsRecipe, ReadersRecipe, block_counts, reader_training
+    from aptutils.training.subject import SubjectRecipe, load_subject
 
     data_root = Path(os.environ.get("APTBOOK_DATA", "../shared/data")).resolve()
     with tempfile.TemporaryDirectory() as work:
         folder = Path(work) / "checkpoint"
         make_checkpoint(folder, data_root, shape)
-        settings = checkpoint_settings(resolve({"profile": profile, "model": str(folder),
-                                                **(knobs or {})}))
+        settings = with_checkpoint(resolve({"profile": profile, "model": str(folder),
+                                            **(knobs or {})}))
         store = Store(Path(work) / "store")
         seconds = {}
         started = time.perf_counter()
-        data = pretraining_data(settings, store)
+        data = pretraining_data(settings.recipe(DataRecipe), store)
         seconds["data"] = time.perf_counter() - started
-        for trained in (True, False):
+        subjects = {}
+        for trained in (True, False):  # each timed from loading its model, as the book reads it
             started = time.perf_counter()
-            counts = block_counts(settings, trained=trained, store=store, data=data)
+            subjects[trained] = load_subject(settings.recipe(SubjectRecipe), data, trained,
+                                             store=store)
+            counts = block_counts(settings.recipe(CountsRecipe), subjects[trained], data, store)
             seconds["model" if trained else "untrained model"] = time.perf_counter() - started
-        records = reader_training(settings, store=store, data=data)
+        records = reader_training(settings.recipe(ReadersRecipe), subjects[True], data, store)
         seconds["probe training (model)"] = records["probe"]["seconds"]
         seconds["tuned-lens training (model)"] = records["tuned-lens"]["seconds"]
         seconds["total"] = seconds["data"] + seconds["model"] + seconds["untrained model"]

@@ -18,11 +18,12 @@ import torch
 
 from aptutils.__main__ import parse_value
 from aptutils.core.params import resolve
-from aptutils.data.pretraining import pretraining_data
-from aptutils.readout.reading import block_counts
+from aptutils.data.pretraining import DataRecipe, pretraining_data
+from aptutils.readout.reading import CountsRecipe, block_counts
 from aptutils.reports.ch5_finetuning import accuracy_table
-from aptutils.training.finetune import finetune_all
-from aptutils.training.pretrain import pretrain_series
+from aptutils.training.finetune import FinetuneRecipe, finetune_all
+from aptutils.training.pretrain import SeriesRecipe, pretrain_series
+from aptutils.training.subject import SubjectRecipe, load_subject
 
 # A reduced gpu profile: a few minutes on one H100.
 CHECK = {"profile": "gpu", "ws_list": "2000,8000", "epochs": 4.0, "eval_every": 200,
@@ -57,7 +58,7 @@ def main() -> None:
               "torch": torch.__version__,
               "settings": {name: str(settings.values[name]) for name in chosen}}
 
-    data = stage(record, "data", lambda: (pretraining_data(settings), {}))
+    data = stage(record, "data", lambda: (pretraining_data(settings.recipe(DataRecipe)), {}))
     stage(record, "pretrain", lambda: _pretrain(settings))
     stage(record, "counting", lambda: _counting(settings, data))
     stage(record, "finetune", lambda: _finetune(settings, data))
@@ -68,7 +69,7 @@ def main() -> None:
 
 
 def _pretrain(settings):
-    series = pretrain_series(settings)
+    series = pretrain_series(settings.recipe(SeriesRecipe))
     return series, {str(ws): {k: model.card.get(k) for k in
                               ("heldout_accuracy", "heldout_mean_apt", "wall_seconds", "steps",
                                "tokens_seen", "device")}
@@ -76,13 +77,16 @@ def _pretrain(settings):
 
 
 def _counting(settings, data):
-    counts = block_counts(settings, data=data)
+    if data is None:  # the data stage failed: try again here, as the counting used to
+        data = pretraining_data(settings.recipe(DataRecipe))
+    subject = load_subject(settings.recipe(SubjectRecipe), data)
+    counts = block_counts(settings.recipe(CountsRecipe), subject, data)
     return counts, {protocol: [round(b.counts.accuracy, 4) for b in blocks]
                     for protocol, blocks in counts.items()}
 
 
 def _finetune(settings, data):
-    table = accuracy_table(finetune_all(settings, data=data))
+    table = accuracy_table(finetune_all(settings.recipe(FinetuneRecipe), data=data))
     table = table[table["block"].isin([0, settings.num_layers])]
     rows = table.groupby(["task", "model", "protocol", "block"])["accuracy"].first().round(3)
     return table, {" / ".join(map(str, key)): value for key, value in rows.items()}

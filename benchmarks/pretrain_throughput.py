@@ -30,9 +30,9 @@ from transformers.utils import logging as hf_logging
 
 from aptutils.core.device import resolved_device
 from aptutils.data.masking import MLMCollator
-from aptutils.data.pretraining import pretraining_data
-from aptutils.models.bert import bert_config, new_model
-from aptutils.training.pretrain import TokenRows, training_arguments
+from aptutils.data.pretraining import DataRecipe, pretraining_data
+from aptutils.models.bert import BertRecipe, bert_config, new_model
+from aptutils.training.pretrain import PretrainRecipe, TokenRows, training_arguments
 
 VARIANTS = ("baseline", "baseline-bf16", "book")
 
@@ -54,13 +54,13 @@ def variant_arguments(variant: str, settings, steps: int, work_dir: str) -> Trai
     """The book's Trainer arguments (evaluation, checkpoints and warm-up off), or the plain
     Trainer defaults of a user's baseline in fp32 or bf16."""
     if variant == "book":
-        book = training_arguments(settings, Path(work_dir), 1)
+        book = training_arguments(settings.recipe(PretrainRecipe), Path(work_dir), 1)
         return dataclasses.replace(book, max_steps=steps, warmup_steps=0, eval_strategy="no",
                                    save_strategy="no", logging_steps=10_000, disable_tqdm=True)
     return TrainingArguments(
         output_dir=work_dir, per_device_train_batch_size=settings.batch_size, max_steps=steps,
         learning_rate=settings.learning_rate, bf16=variant == "baseline-bf16", optim="adamw_torch",
-        use_cpu=resolved_device(settings) == "cpu", save_strategy="no", report_to="none",
+        use_cpu=resolved_device(settings.device) == "cpu", save_strategy="no", report_to="none",
         logging_steps=10_000, disable_tqdm=True, remove_unused_columns=False)
 
 
@@ -69,11 +69,13 @@ def tokens_per_second(variant: str, settings, data, steps: int, warmup: int) -> 
     tokenizer = data.tokenizer
     rows = data.samples.train_slice(steps * settings.batch_size)
     if variant == "book":
-        model = new_model(settings, len(tokenizer), tokenizer.pad_token_id, resolved_device(settings))
+        model = new_model(settings.recipe(BertRecipe), len(tokenizer), tokenizer.pad_token_id,
+                          resolved_device(settings.device))
         collator = MLMCollator(tokenizer, settings.mask_prob)
     else:
         torch.manual_seed(settings.seed)
-        model = BertForMaskedLM(bert_config(settings, len(tokenizer), tokenizer.pad_token_id))
+        model = BertForMaskedLM(bert_config(settings.recipe(BertRecipe), len(tokenizer),
+                                            tokenizer.pad_token_id))
         collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=settings.mask_prob)
     clock = StepClock(warmup)
     with tempfile.TemporaryDirectory() as work_dir:
@@ -90,7 +92,7 @@ def profiled_ops(settings, steps: int, top: int = 6) -> list[tuple[str, float]]:
     from torch.profiler import ProfilerActivity, profile
 
     hf_logging.set_verbosity_error()
-    data = pretraining_data(settings)
+    data = pretraining_data(settings.recipe(DataRecipe))
     tokens_per_second("book", settings, data, 2, 1)  # warm-up: the first run pays for imports
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         tokens_per_second("book", settings, data, steps, 1)
@@ -103,7 +105,7 @@ def profiled_ops(settings, steps: int, top: int = 6) -> list[tuple[str, float]]:
 def measure(settings, steps: int, warmup: int, rounds: int) -> dict[str, float]:
     """Median tokens/s of each variant over `rounds` rounds, the variants alternated."""
     hf_logging.set_verbosity_error()
-    data = pretraining_data(settings)
+    data = pretraining_data(settings.recipe(DataRecipe))
     measured = {variant: [] for variant in VARIANTS}
     for _ in range(rounds):
         for variant in VARIANTS:

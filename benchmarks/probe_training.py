@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from aptutils.core.device import autocast
 from aptutils.core.params import resolve
-from aptutils.models.bert import new_model
+from aptutils.models.bert import BertRecipe, new_model
 from aptutils.readout.features import BlockFeatures
 from aptutils.readout.probes import (
     TrainingPositions,
@@ -64,7 +64,7 @@ def measure(profile: str, vocab: int, steps: int, count: int, knobs: dict | None
     knobs: other knob values (e.g. hidden_size); candidates: the book's probe trains with the
     sampled softmax over that many drawn tokens (the plain loop keeps the full softmax)."""
     settings = resolve({"profile": profile, "device": "cpu", **(knobs or {})})
-    model = new_model(settings, vocab, 0)
+    model = new_model(settings.recipe(BertRecipe), vocab, 0)
     cached = positions(settings, vocab, count)
     features, labels = cached.features.features, cached.features.labels
     blocks, batch = features.shape[0], settings.probe_batch

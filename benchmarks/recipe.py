@@ -22,8 +22,8 @@ from aptutils.core.counts import token_counts
 from aptutils.core.params import resolve
 from aptutils.core.store import REPO_ROOT, Store, absolute_path_variables
 from aptutils.data.masking import special_token_ids
-from aptutils.data.pretraining import pretraining_data
-from aptutils.training.pretrain import pretrained_model
+from aptutils.data.pretraining import DataRecipe, pretraining_data
+from aptutils.training.pretrain import SeriesRecipe, pretrained_model
 
 CURVE_COLUMNS = {"step": "step", "eval_seconds": "seconds", "eval_loss": "loss",
                  "eval_masked_accuracy": "masked accuracy", "eval_masked_mean_apt": "masked <APT>",
@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
               **{name: parse_value(value) for name, value in args.p}}
     settings = resolve({**chosen, "ws_list": str(args.ws)})
     store = Store(args.store)
-    data = pretraining_data(settings, store)
-    model = pretrained_model(settings, args.ws, data, store)
+    data = pretraining_data(settings.recipe(DataRecipe), store)
+    model = pretrained_model(settings.recipe(SeriesRecipe), args.ws, data, store)
     samples, tokenizer = data.samples, data.tokenizer
     frequency = token_counts(samples.train_slice(args.ws), len(tokenizer), special_token_ids(tokenizer))
     test = [np.asarray(samples.array(n)) for n in ("test_inputs", "test_labels", "test_kinds")]

@@ -99,7 +99,7 @@ def pretrain_lines(settings, size: dict, measured: dict) -> list[Line]:
 
 
 def mfu_lines(settings, size: dict, measured: dict, vocab: int) -> list[Line]:
-    device = resolved_device(settings)
+    device = resolved_device(settings.device)
     if "book" not in measured:
         measured.update(pretrain_throughput.measure(settings, size["steps"], size["warmup"], 1))
     per_token, formula = pretrain_throughput.flop_per_token(settings, vocab)

@@ -22,10 +22,10 @@ def measure(candidates: int, profile: str = "cpu") -> tuple[pd.DataFrame, dict[s
     {objective: training seconds})."""
     from aptutils.core.params import resolve
     from aptutils.core.store import Store
-    from aptutils.data.pretraining import pretraining_data
+    from aptutils.data.pretraining import DataRecipe, pretraining_data
     from aptutils.readout.probes import sampled_candidates
-    from aptutils.readout.reading import block_counts, reader_training
-    from aptutils.training.pretrain import analysed_ws
+    from aptutils.readout.reading import CountsRecipe, ReadersRecipe, block_counts, reader_training
+    from aptutils.training.subject import SubjectRecipe, load_subject
 
     store = Store()
     rows, seconds = {}, {}
@@ -35,10 +35,11 @@ def measure(candidates: int, profile: str = "cpu") -> tuple[pd.DataFrame, dict[s
     if sampled_candidates(book.probe_softmax, book.probe_candidates, book.vocab_size) is not None:
         raise SystemExit(f"the {profile} profile's probes already train with a sampled softmax")
     for objective, settings in (("full", book), ("sampled", sampled)):
-        data = pretraining_data(settings, store)
-        ws = analysed_ws(settings)
-        probe = block_counts(settings, ws, store=store, data=data)["probe"]
-        seconds[objective] = reader_training(settings, ws, store=store, data=data)["probe"]["seconds"]
+        data = pretraining_data(settings.recipe(DataRecipe), store)
+        subject = load_subject(settings.recipe(SubjectRecipe), data, store=store)
+        probe = block_counts(settings.recipe(CountsRecipe), subject, data, store)["probe"]
+        seconds[objective] = reader_training(settings.recipe(ReadersRecipe), subject, data,
+                                             store)["probe"]["seconds"]
         for block, item in enumerate(probe):
             rows.setdefault(block, {})[f"masked accuracy, {objective}"] = item.counts.kind_accuracy("masked")
             rows[block][f"masked ⟨APT⟩, {objective}"] = item.counts.mean_apt("masked")

@@ -11,7 +11,7 @@ from aptutils.core.counts import TokenCounts
 from aptutils.core.params import resolve
 from aptutils.data.heldout import heldout_maskings, masking_seed
 from aptutils.data.masking import mask_tokens
-from aptutils.models.bert import new_model
+from aptutils.models.bert import BertRecipe, new_model
 from aptutils.readout.counting import (
     BlockCounts,
     block_predictions,
@@ -41,7 +41,7 @@ def train_fixed_epochs(heads, train, **options) -> list[float]:
 @pytest.fixture(scope="module")
 def tiny():
     settings = resolve({"profile": "smoke", "hidden_size": 16, "num_layers": 2, "dropout": 0.0})
-    model = new_model(settings, VOCAB, 0).eval()
+    model = new_model(settings.recipe(BertRecipe), VOCAB, 0).eval()
     ids = np.random.default_rng(0).integers(5, VOCAB, (7, 10))
     ids[:, 0], ids[:, -1] = 2, 3
     return model, ids, *mask_tokens(ids, [0, 1, 2, 3, 4], 4, VOCAB, 0.3, seed=1)
@@ -148,7 +148,7 @@ def test_probe_heads_learn_a_readable_block():
     from aptutils.models.bert import bert_config
 
     settings = resolve({"profile": "smoke", "hidden_size": 64, "num_heads": 2})
-    heads = new_probe_heads(bert_config(settings, VOCAB, 0), 2, seed=0)
+    heads = new_probe_heads(bert_config(settings.recipe(BertRecipe), VOCAB, 0), 2, seed=0)
     losses = train_fixed_epochs(heads, readable_and_noise_blocks(2000, seed=0), epochs=20,
                                learning_rate=3e-3, batch_size=200, seed=0, progress=False)
     held_out = count_all_blocks({"probe": ProbeReader(heads)}, readable_and_noise_blocks(500, seed=1),
@@ -330,7 +330,7 @@ def test_a_models_own_head_is_counted_as_the_lens_reads_its_last_block():
     from aptutils.readout.reading import own_head_counts
 
     settings = resolve({"profile": "smoke", "hidden_size": 64, "num_heads": 2, "num_layers": 3})
-    model = new_model(settings, 20, 0).eval()
+    model = new_model(settings.recipe(BertRecipe), 20, 0).eval()
     ids = np.random.default_rng(0).integers(5, 20, (200, 32))
     maskings = [mask_tokens(ids, [0, 1, 2, 3, 4], 4, 20, 0.15, seed=seed) for seed in (0, 1)]
     own = own_head_counts(model, maskings)

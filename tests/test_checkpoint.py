@@ -14,16 +14,18 @@ from transformers import BertConfig, BertForMaskedLM, BertModel
 import aptutils
 from aptutils.core.errors import DataError, ParameterError
 from aptutils.core.params import resolve
-from aptutils.data.checkpoint import checkpoint_settings, files_digest
-from aptutils.data.corpus import load_corpus
-from aptutils.data.heldout import settings_maskings
-from aptutils.data.pretraining import pretraining_data
-from aptutils.data.tokenizer import tokenizer_params, train_wordpiece
+from aptutils import with_checkpoint
+from aptutils.data.checkpoint import files_digest
+from aptutils.data.corpus import CorpusRecipe, load_corpus
+from aptutils.data.extension import HeldoutRecipe
+from aptutils.data.tokenizer import TokenizerRecipe, tokenizer_params, train_wordpiece
 from aptutils.models.bert import BertTrunk
-from aptutils.readout.reading import block_counts, probe_heads, reader_training, series_counts
+from aptutils.readout.reading import ReadersRecipe, probe_heads, series_counts
 from aptutils.reports.ch2_apt import missing_readers_sentence, readers_sentence
+from aptutils.reports.opening import block_run, run_data
 from aptutils.training.evaluation import heldout_counts
-from aptutils.training.pretrain import readout_key, readout_model
+from aptutils.training.pretrain import SeriesRecipe
+from aptutils.training.subject import SubjectRecipe, subject_key
 
 LAYERS, WIDTH = 3, 24
 
@@ -40,7 +42,7 @@ def checkpoints(tmp_path_factory):
     from transformers import AutoTokenizer
 
     root = tmp_path_factory.mktemp("checkpoints")
-    texts = load_corpus(resolve({"profile": "smoke"})).texts
+    texts = load_corpus(resolve({"profile": "smoke"}).recipe(CorpusRecipe)).texts
     train_wordpiece(texts, 500, root / "tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
     folders = {}
@@ -53,7 +55,7 @@ def checkpoints(tmp_path_factory):
 
 
 def settings_of(folder, **knobs):
-    return checkpoint_settings(resolve({"profile": "smoke", "model": str(folder), **knobs}))
+    return with_checkpoint(resolve({"profile": "smoke", "model": str(folder), **knobs}))
 
 
 def test_the_checkpoint_brings_its_architecture_tokenizer_and_keys(checkpoints):
@@ -61,66 +63,62 @@ def test_the_checkpoint_brings_its_architecture_tokenizer_and_keys(checkpoints):
     assert (settings.num_layers, settings.hidden_size, settings.num_heads, settings.ffn_size) == \
         (LAYERS, WIDTH, 2, 48)
     assert aptutils.resolve({"profile": "smoke"}).num_layers == 2  # the default path keeps its own
-    data = pretraining_data(settings)
+    data = run_data(settings)
     assert len(data.tokenizer) == BertConfig.from_pretrained(checkpoints["mlm"]).vocab_size
-    assert tokenizer_params(settings, data.corpus)["kind"] == "checkpoint"
-    key = readout_key(settings, 128, True, data)
+    assert tokenizer_params(settings.recipe(TokenizerRecipe), data.corpus)["kind"] == "checkpoint"
+    subject = settings.recipe(SubjectRecipe)
+    assert subject.external and subject.ws == 128
+    key = subject_key(subject, 128, True, data)
     assert key["checkpoint"] == str(checkpoints["mlm"].resolve())
     assert key["files"] == files_digest(checkpoints["mlm"]) != files_digest(checkpoints["trunk"])
-    assert readout_key(settings, 128, False, data) == {**key, "untrained": True}
-    default = pretraining_data(resolve({"profile": "smoke"}))
+    assert subject_key(subject, 128, False, data) == {**key, "untrained": True}
+    default = run_data(resolve({"profile": "smoke"}))
     assert default.tokenizer_key != data.tokenizer_key
-    assert series_counts(settings, data=data) == {}  # no W_S series
+    assert series_counts(settings.recipe(SeriesRecipe), settings.recipe(HeldoutRecipe),
+                         data) == {}  # no W_S series
 
 
 def test_every_reader_reads_an_mlm_checkpoint_and_the_lens_ends_in_its_own_head(checkpoints):
-    settings = settings_of(checkpoints["mlm"])
-    data = pretraining_data(settings)
-    counts = block_counts(settings, data=data)
+    run = block_run(settings_of(checkpoints["mlm"]))
+    counts = run.counts()
     assert set(counts) == {"probe", "lens", "tuned-lens"}
     assert all(len(blocks) == LAYERS + 1 for blocks in counts.values())
-    model, _ = readout_model(settings, 128, True, data, aptutils.Store())
+    model = run.subject.model
+    assert run.subject.has_mlm_head and run.subject.key["checkpoint"]
     saved = BertForMaskedLM.from_pretrained(checkpoints["mlm"])
     assert torch.equal(model.cls.predictions.transform.dense.weight,
                        saved.cls.predictions.transform.dense.weight)
     own = None  # the model's own predictions over the same maskings: the lens at the last block
-    for masking in settings_maskings(settings, data):
+    for masking in run.maskings():
         one = heldout_counts(model, *masking, precision="fp32")
         own = one if own is None else own + one
     last = counts["lens"][-1].counts
     np.testing.assert_array_equal(last.correct, own.correct)
     np.testing.assert_array_equal(last.total, own.total)
-    assert "the probe reads" in readers_sentence(counts, settings_reading(settings))
-
-
-def settings_reading(settings):
-    from aptutils.reports.ch2_apt import PositionReading
-
-    return PositionReading.of(settings)
+    assert "the probe reads" in readers_sentence(counts, run.reading)
 
 
 def test_a_bertmodel_checkpoint_is_read_by_the_probe_alone_and_says_why(checkpoints):
-    settings = settings_of(checkpoints["trunk"])
-    data = pretraining_data(settings)
-    model, _ = readout_model(settings, 128, True, data, aptutils.Store())
-    assert isinstance(model, BertTrunk) and not hasattr(model, "cls")
+    run = block_run(settings_of(checkpoints["trunk"]))
+    settings, data, model = run.settings, run.data, run.subject.model
+    assert isinstance(model, BertTrunk) and not run.subject.has_mlm_head
     saved = BertModel.from_pretrained(checkpoints["trunk"])  # its weights, not fresh ones
     assert torch.equal(model.bert.embeddings.word_embeddings.weight,
                        saved.embeddings.word_embeddings.weight)
     assert torch.equal(model.bert.encoder.layer[-1].output.dense.weight,
                        saved.encoder.layer[-1].output.dense.weight)
-    counts = block_counts(settings, data=data)
+    counts = run.counts()
     assert list(counts) == ["probe"] and len(counts["probe"]) == LAYERS + 1
-    heads = probe_heads(settings, model, readout_key(settings, 128, True, data), 128, data,
+    heads = probe_heads(settings.recipe(ReadersRecipe), run.subject, data,
                         aptutils.Store())  # trained above; `probe_decoder tied` needs only the
     assert settings.probe_decoder == "tied"  # input embeddings, which a BertModel has
     assert all(torch.equal(head.predictions.decoder.weight, saved.embeddings.word_embeddings.weight)
                for head in heads)
-    assert list(block_counts(settings, trained=False, data=data)) == ["probe"]
-    assert list(reader_training(settings, data=data)) == ["probe"]
+    assert list(run.counts(trained=False)) == ["probe"]
+    assert list(run.reader_training()) == ["probe"]
     why = missing_readers_sentence(counts)
     assert why.startswith("Not available: lens, tuned-lens.") and "no MLM head" in why
-    assert why.strip() in readers_sentence(counts, settings_reading(settings))
+    assert why.strip() in readers_sentence(counts, run.reading)
     assert missing_readers_sentence({"probe": [], "lens": [], "tuned-lens": []}) == ""
     with pytest.raises(ParameterError, match=r"protocol='lens' .* has none .*-p protocol probe"):
         settings_of(checkpoints["trunk"], protocol="lens")

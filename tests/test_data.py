@@ -5,7 +5,8 @@ import pytest
 from aptutils.core.errors import DataError
 from aptutils.core.params import resolve
 from aptutils.data.corpus import article_samples, load_mirror_split, split_by_article
-from aptutils.data.pretraining import pretraining_data
+from aptutils.data.corpus import CorpusRecipe
+from aptutils.reports.opening import run_data
 
 CLS, SEP, PAD = 2, 3, 0
 
@@ -62,7 +63,7 @@ def test_mirror_without_expected_columns_is_refused(tmp_path, monkeypatch):
 
 def test_ws_slices_are_nested_and_disjoint_from_wtest():
     settings = resolve({"profile": "smoke"})
-    data = pretraining_data(settings)
+    data = run_data(settings)
     stats = data.samples.stats
     assert set(stats["train_articles_ids"]).isdisjoint(stats["test_articles_ids"])
     small, large = (data.samples.train_slice(ws) for ws in settings.ws_list)
@@ -78,8 +79,8 @@ def test_smoke_without_a_mirror_falls_back_to_the_gensim_excerpt(monkeypatch):
     from aptutils.data.corpus import gensim_excerpt_articles, resolved_corpus
 
     monkeypatch.delenv("APTBOOK_DATA", raising=False)
-    assert resolved_corpus(resolve({"profile": "smoke"})) == "gensim"
-    assert resolved_corpus(resolve({"profile": "cpu"})) == "hub"
+    assert resolved_corpus(resolve({"profile": "smoke"}).recipe(CorpusRecipe)) == "gensim"
+    assert resolved_corpus(resolve({"profile": "cpu"}).recipe(CorpusRecipe)) == "hub"
     articles = gensim_excerpt_articles()
     assert len(articles) >= 100
     assert all(len(a["text"].split()) >= 200 and a["id"].startswith("gensim-") for a in articles)

@@ -28,23 +28,22 @@ KNOBS = {"profile": "smoke", "pretrain": "train", "ws_list": str(WS), "dropout":
 def work(mode: str, store: Path, out: Path) -> None:
     from aptutils.core.params import resolve
     from aptutils.core.store import Store
-    from aptutils.data.pretraining import pretraining_data
     from aptutils.readout.counting import processes
-    from aptutils.readout.reading import block_counts
+    from aptutils.reports.opening import block_run, run_data
     from aptutils.training.evaluation import heldout_counts
-    from aptutils.training.pretrain import pretrained_model
+    from aptutils.training.pretrain import SeriesRecipe, pretrained_model
 
     settings = resolve(KNOBS)
-    data = pretraining_data(settings, Store(store))
+    data = run_data(settings, Store(store))
     tables = {}
     if mode == "pretrain":
-        model = pretrained_model(settings, WS, data, Store(store)).load()
+        model = pretrained_model(settings.recipe(SeriesRecipe), WS, data, Store(store)).load()
         test = [data.samples.array(name) for name in ("test_inputs", "test_labels", "test_kinds")]
         counts = heldout_counts(model, *test)
         tables = {"correct": counts.correct, "total": counts.total,
                   **{f"weight-{name}": p.detach().numpy() for name, p in model.named_parameters()}}
     else:
-        for reader, blocks in block_counts(settings, WS, store=Store(store), data=data).items():
+        for reader, blocks in block_run(settings, Store(store)).counts().items():
             for block, item in enumerate(blocks):
                 tables[f"{reader}-{block}-correct"] = item.counts.correct
                 tables[f"{reader}-{block}-total"] = item.counts.total

@@ -20,17 +20,19 @@ from aptutils.parts import Part, part_problems, verdicts_page
 from aptutils.reports.ch1_pretraining import plateau_exit
 from aptutils.reports.ch2_series import named_series, series_rows
 from aptutils.reports.controls import EQUAL_STEPS, data_or_steps, equal_steps_verdict
-from aptutils.training.equal_steps import equal_steps_epochs, planned_steps, series_settings
+from aptutils.training.equal_steps import equal_steps_epochs, planned_steps, series_recipes
+from aptutils.training.pretrain import SeriesRecipe
 
 
 def test_every_ws_trains_for_the_largest_ws_steps():
-    settings = resolve({"profile": "cpu"})  # W_S 1,000 / 4,000 / 16,000 at batch 32, 24 epochs
+    series = resolve({"profile": "cpu"}).recipe(SeriesRecipe)  # W_S 1k / 4k / 16k, batch 32, 24 epochs
     assert [planned_steps(24.0, ws, 32) for ws in (1_000, 4_000, 16_000)] == [768, 3_000, 12_000]
-    assert [equal_steps_epochs(settings, ws) for ws in (1_000, 4_000, 16_000)] == [375.0, 96.0, 24.0]
-    steps = series_settings(settings, "steps")
-    assert [planned_steps(s.epochs, ws, 32) for ws, s in steps.items()] == [12_000] * 3
-    assert steps[16_000] == settings  # the largest W_S is the same model in both series
-    assert series_settings(settings, "epochs") == {ws: settings for ws in (1_000, 4_000, 16_000)}
+    assert [equal_steps_epochs(series, ws) for ws in (1_000, 4_000, 16_000)] == [375.0, 96.0, 24.0]
+    steps = series_recipes(series, "steps")
+    assert [planned_steps(s.training.epochs, ws, 32) for ws, s in steps.items()] == [12_000] * 3
+    assert steps[16_000] == series  # the largest W_S is the same model in both series
+    assert steps[1_000].training.key() == {**series.training.key(), "epochs": 375.0}
+    assert series_recipes(series, "epochs") == {ws: series for ws in (1_000, 4_000, 16_000)}
 
 
 @pytest.mark.parametrize("ws_list, batch, epochs, target", [
@@ -42,7 +44,7 @@ def test_uneven_batches_still_give_exactly_the_largest_steps(ws_list, batch, epo
     sizes = settings.ws_list
     assert planned_steps(epochs, max(sizes), batch) == target
     for ws in sizes:
-        assert planned_steps(equal_steps_epochs(settings, ws), ws, batch) == target
+        assert planned_steps(equal_steps_epochs(settings.recipe(SeriesRecipe), ws), ws, batch) == target
 
 
 def verdict(text: str, holds: bool | None, control: str = "") -> Verdict:

@@ -18,9 +18,10 @@ from aptutils.reports.ch5_finetuning import (
     ws_headline,
 )
 from aptutils.training.finetune import FinetuneResult, ModelSpec, series_models, series_specs
-from aptutils.training.pretrain import readout_key
+from aptutils.training.subject import SubjectRecipe, subject_key
 
 SETTINGS = resolve({"profile": "smoke"})
+SUBJECT = SETTINGS.recipe(SubjectRecipe)
 DATA = SimpleNamespace(samples=SimpleNamespace(folder=Path("samples-abc")))
 TASK_NAMES = ("few_rel", "dbpedia_14")
 STEPS_64 = ModelSpec(64, True, series="steps")
@@ -32,29 +33,31 @@ def test_the_profiles_the_answers_rest_on():
 
 
 def test_a_steps_spec_keys_the_equal_steps_model_and_an_epochs_key_is_unchanged():
-    assert STEPS_64.settings_for(SETTINGS).epochs == 4.0
-    assert STEPS_64.key(SETTINGS, DATA) == readout_key(SETTINGS.replace(epochs=4.0), 64, True, DATA)
-    assert STEPS_64.key(SETTINGS, DATA)["epochs"] == 4.0
+    assert STEPS_64.recipe_for(SUBJECT).series.training.epochs == 4.0
+    four = SETTINGS.replace(epochs=4.0).recipe(SubjectRecipe)
+    assert STEPS_64.key(SUBJECT, DATA) == subject_key(four, 64, True, DATA)
+    assert STEPS_64.key(SUBJECT, DATA)["epochs"] == 4.0
     epochs_64 = ModelSpec(64, True)
-    assert epochs_64.settings_for(SETTINGS) is SETTINGS
-    assert epochs_64.key(SETTINGS, DATA) == readout_key(SETTINGS, 64, True, DATA)
-    assert epochs_64.key(SETTINGS, DATA)["epochs"] == 2.0
+    assert epochs_64.recipe_for(SUBJECT) is SUBJECT
+    assert epochs_64.key(SUBJECT, DATA) == subject_key(SUBJECT, 64, True, DATA)
+    assert epochs_64.key(SUBJECT, DATA)["epochs"] == 2.0
     # the largest W_S is the same model in both series; the untrained model has no series
-    largest = ModelSpec(128, True).key(SETTINGS, DATA)
-    assert ModelSpec(128, True, series="steps").key(SETTINGS, DATA) == largest
+    largest = ModelSpec(128, True).key(SUBJECT, DATA)
+    assert ModelSpec(128, True, series="steps").key(SUBJECT, DATA) == largest
     untrained = ModelSpec(128, False, series="steps")
-    assert untrained.settings_for(SETTINGS) is SETTINGS and untrained.label == "untrained"
+    assert untrained.recipe_for(SUBJECT) is SUBJECT and untrained.label == "untrained"
     assert (epochs_64.label, STEPS_64.label) == ("W_S=64", "W_S=64, equal steps")
 
 
 def test_series_specs_add_the_equal_steps_models_but_the_shared_largest():
-    assert series_specs(SETTINGS) == [ModelSpec(64, True), ModelSpec(128, True), STEPS_64,
-                                      ModelSpec(128, False)]
-    assert series_models(SETTINGS, "epochs") == [ModelSpec(64, True), ModelSpec(128, True)]
-    assert series_models(SETTINGS, "steps") == [STEPS_64, ModelSpec(128, True)]
-    three = SETTINGS.replace(ws_list=(32, 64, 128))  # W_S=32: 2 steps an epoch, 8 epochs
-    assert [s.settings_for(three).epochs for s in series_models(three, "steps")] == [8.0, 4.0, 2.0]
-    off = SETTINGS.replace(equal_steps=False)
+    assert series_specs(SUBJECT) == [ModelSpec(64, True), ModelSpec(128, True), STEPS_64,
+                                     ModelSpec(128, False)]
+    assert series_models(SUBJECT, "epochs") == [ModelSpec(64, True), ModelSpec(128, True)]
+    assert series_models(SUBJECT, "steps") == [STEPS_64, ModelSpec(128, True)]
+    three = SETTINGS.replace(ws_list=(32, 64, 128)).recipe(SubjectRecipe)  # W_S=32: 8 epochs
+    assert [s.recipe_for(three).series.training.epochs
+            for s in series_models(three, "steps")] == [8.0, 4.0, 2.0]
+    off = SETTINGS.replace(equal_steps=False).recipe(SubjectRecipe)
     assert series_specs(off) == [ModelSpec(64, True), ModelSpec(128, True), ModelSpec(128, False)]
     assert series_models(off, "steps") == []
 

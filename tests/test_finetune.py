@@ -16,18 +16,19 @@ from aptutils.analysis.confidence import (
 )
 from aptutils.core.errors import ParameterError
 from aptutils.core.params import resolve
-from aptutils.models.bert import new_model
+from aptutils.models.bert import BertRecipe, new_model
 from aptutils.reports.ch5_finetuning import paired_gain_ci
 from aptutils.reports.ch6_confidence import c9_verdict
 from aptutils.training.classifier import BlockClassifier, TrimmingCollator
 from aptutils.training.finetune import (
+    FinetuneRecipe,
     FinetuneResult,
     ModelSpec,
     fit_linear_heads,
     full_blocks,
     label_confusion,
 )
-from aptutils.training.pooling import pool, pooled_block_features, task_pooling
+from aptutils.training.pooling import PoolingRecipe, pool, pooled_block_features, task_pooling
 
 PAD, CLS = 0, 1
 # APT per token id 0..5: ids 0, 1 are special, 4 never occurs in W_test.
@@ -40,7 +41,7 @@ IDS = np.array([[CLS, 2, 3, 0],
 @pytest.fixture
 def tiny_model():
     settings = resolve({"profile": "smoke", "dropout": 0.0})
-    return new_model(settings, vocab_size=40, pad_id=PAD).eval()
+    return new_model(settings.recipe(BertRecipe), vocab_size=40, pad_id=PAD).eval()
 
 
 def test_input_apt_skips_specials_and_counts_tokens_without_apt():
@@ -62,7 +63,7 @@ def test_join_gives_one_row_per_block_and_sample_and_counts_the_dropped():
     result = fake_result([[0.9, 0.6, 0.7], [0.8, 0.5, 0.99]], [[0, 0, 1], [0, 1, 0]])
     untrained = FinetuneResult(result.task, ModelSpec(128, False), "frozen", (0, 2), result.confidence,
                                result.predicted, result.labels, result.confusion)
-    frame = confidence_frame([result, untrained], settings, APT, [PAD, CLS])
+    frame = confidence_frame([result, untrained], 128, APT, [PAD, CLS])  # W_S read on smoke: 128
     assert len(frame) == 6  # the untrained model's classifiers are not joined
     last = frame[frame["block"] == 2].set_index("sample")
     assert last["confidence"].tolist() == [0.8, 0.5, 0.99]
@@ -77,7 +78,7 @@ def test_join_gives_one_row_per_block_and_sample_and_counts_the_dropped():
 def test_correlations_and_bins_leave_dropped_samples_out():
     settings = resolve({"profile": "smoke"})
     frame = confidence_frame([fake_result([[0.9, 0.6, 0.7], [0.8, 0.5, 0.99]], [[0, 0, 1], [0, 1, 0]])],
-                             settings, APT, [PAD, CLS])
+                             128, APT, [PAD, CLS])
     correlations = correlation_table(frame, n_boot=50).set_index(["block", "group"])
     assert correlations.loc[(2, "all"), "n"] == 2  # sample 2 has no APT token
     assert np.isnan(correlations.loc[(2, "all"), "rho"])  # fewer than 3 samples
@@ -124,8 +125,9 @@ def test_entity_pooling_concatenates_the_states_at_head_and_tail_markers(tiny_mo
 
 def test_each_task_has_its_own_read_out():
     settings = resolve({"profile": "smoke"})
-    assert (task_pooling(settings, "few_rel"), task_pooling(settings, "dbpedia_14")) == ("entity", "mean")
-    changed = settings.replace(fewrel_pooling="cls", pooling="cls")
+    pooling = settings.recipe(PoolingRecipe)
+    assert (task_pooling(pooling, "few_rel"), task_pooling(pooling, "dbpedia_14")) == ("entity", "mean")
+    changed = settings.replace(fewrel_pooling="cls", pooling="cls").recipe(PoolingRecipe)
     assert task_pooling(changed, "few_rel") == task_pooling(changed, "dbpedia_14") == "cls"
     with pytest.raises(ParameterError, match="fewrel_pooling='first': allowed values are 'entity'"):
         resolve({"fewrel_pooling": "first"})
@@ -189,6 +191,9 @@ def test_label_confusion_and_paired_gain_on_hand_made_predictions():
 
 
 def test_full_fine_tuning_blocks_beyond_the_model_are_refused():
-    assert full_blocks(resolve({"finetune_full_blocks": "0,6"})) == (0, 6)
+    def blocks(text: str) -> tuple[int, ...]:
+        return full_blocks(resolve({"finetune_full_blocks": text}).recipe(FinetuneRecipe))
+
+    assert blocks("0,6") == (0, 6)
     with pytest.raises(ParameterError, match=r"finetune_full_blocks=0,9: blocks run 0\.\.6 \(num_layers=6\)"):
-        full_blocks(resolve({"finetune_full_blocks": "0,9"}))
+        blocks("0,9")

@@ -29,6 +29,7 @@ from aptutils.reports.ch6_confidence import c9_verdict
 from aptutils.training.finetune import FinetuneResult, ModelSpec
 
 SETTINGS = resolve({"profile": "smoke"})  # ws_list 64, 128; blocks 0..2; confidence_bound 0.2
+WS = 128  # the W_S read (`analysis_ws` None: the largest)
 TASK_NAMES = ("few_rel", "dbpedia_14")
 
 
@@ -143,9 +144,9 @@ def c9_case(counts: TokenCounts, ids: np.ndarray, confidence: np.ndarray, min_oc
     tokens = TokenOccurrences.of(counts, "masked", min_occurrences)
     results = [result(n, ModelSpec(128, True), [np.ones(len(ids), bool)] * 2, ids, confidence)
                for n in TASK_NAMES]
-    frame = confidence_frame(results, settings, tokens.apt(), SPECIAL)
+    frame = confidence_frame(results, WS, tokens.apt(), SPECIAL)
     correlations = correlation_table(frame, n_boot=300)
-    reliability = reliability_table(results, settings, tokens, SPECIAL)
+    reliability = reliability_table(results, WS, tokens, SPECIAL, seed=settings.seed)
     return c9_verdict(correlations, reliability, settings), reliability
 
 
@@ -203,7 +204,8 @@ def test_c9_is_not_measured_when_the_positive_control_is_missed():
     ids = inputs(rng, 300)
     results = [result(n, ModelSpec(128, True), [np.ones(300, bool)] * 2, ids, rng.random(300))
                for n in TASK_NAMES]
-    correlations = correlation_table(confidence_frame(results, settings, tokens.apt(), SPECIAL), n_boot=200)
-    verdict = c9_verdict(correlations, reliability_table(results, settings, tokens, SPECIAL), settings)
+    correlations = correlation_table(confidence_frame(results, WS, tokens.apt(), SPECIAL), n_boot=200)
+    reliability = reliability_table(results, WS, tokens, SPECIAL, seed=settings.seed)
+    verdict = c9_verdict(correlations, reliability, settings)
     assert verdict.verdict == "not measured"  # a bound of 0.99 cannot tell anything apart
     assert verdict.reason.startswith("the positive control is not flagged: on FewRel")

@@ -8,18 +8,19 @@ from aptutils.core.counts import MASKED
 from aptutils.core.errors import DataError
 from aptutils.core.params import resolve
 from aptutils.core.store import Store, artifact_key
-from aptutils.data.corpus import PoolLayout, Samples, pool_layout
-from aptutils.data.extension import build_extension, heldout_extension, trained_reach
+from aptutils.data.corpus import PoolLayout, SampleRecipe, Samples, pool_layout
+from aptutils.data.extension import HeldoutRecipe, build_extension, heldout_extension
 from aptutils.data.heldout import (
     extension_seed,
     heldout_description,
     masking_seed,
     maskings_params,
-    settings_maskings,
+    recipe_maskings,
 )
 from aptutils.data.masking import mask_tokens, special_token_ids
-from aptutils.data.pretraining import PretrainingData, pretraining_data
-from aptutils.readout.reading import block_counts_params
+from aptutils.data.pretraining import PretrainingData
+from aptutils.readout.reading import CountsRecipe, block_counts_params
+from aptutils.reports.opening import run_data
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +29,9 @@ def smoke(smoke_store):
     pool layout and extension."""
     store = Store(smoke_store)
     settings = resolve({"profile": "smoke"})
-    data = pretraining_data(settings, store)
-    layout = pool_layout(settings, data.corpus, data.tokenizer)
-    return settings, data, store, layout, heldout_extension(settings, data, store)
+    data = run_data(settings, store)
+    layout = pool_layout(settings.recipe(SampleRecipe), data.corpus, data.tokenizer)
+    return settings, data, store, layout, heldout_extension(settings.recipe(HeldoutRecipe), data, store)
 
 
 def test_a_pool_layout_names_the_article_of_every_shuffled_row():
@@ -49,7 +50,7 @@ def test_the_re_derived_pool_is_the_stored_one(smoke):
 
 def test_the_extension_shares_no_article_with_what_is_trained_on_or_with_w_test(smoke):
     settings, data, _, layout, extension = smoke
-    assert trained_reach(settings) == 128  # the largest W_S; the probes read 64 of its rows
+    assert settings.recipe(HeldoutRecipe).reach == 128  # the largest W_S; the probes read 64 rows
     articles = layout.pool_articles()
     trained = {data.corpus.ids[a] for a in articles[:128]}
     chosen = extension.stats["article_ids"]
@@ -70,7 +71,7 @@ def test_more_than_the_eligible_samples_stops_naming_test_extension(smoke):
     below = set(articles[:128].tolist())
     eligible = sum(len(layout.samples[a]) for a in layout.train_articles if a not in below)
     with pytest.raises(DataError) as raised:
-        heldout_extension(settings.replace(test_extension=10**7), data, store)
+        heldout_extension(settings.replace(test_extension=10**7).recipe(HeldoutRecipe), data, store)
     message = str(raised.value)
     assert message.startswith("test_extension=10000000: ") and "\n" not in message
     assert f"only {eligible:,} samples of the training pool are eligible" in message
@@ -85,13 +86,13 @@ def test_a_pool_that_is_not_the_stored_one_is_refused(smoke, tmp_path):
     other = PretrainingData(data.corpus, data.tokenizer, Samples(copied), data.tokenizer_key)
     (tmp_path / "out").mkdir()
     with pytest.raises(DataError, match="test_extension=16: the training pool re-derived"):
-        build_extension(tmp_path / "out", settings, other)
+        build_extension(tmp_path / "out", settings.recipe(HeldoutRecipe), other)
 
 
 def test_each_pooled_masking_is_w_test_then_the_extension_under_its_own_seed(smoke):
     settings, data, store, _, extension = smoke
     tokenizer, samples = data.tokenizer, data.samples
-    maskings = list(settings_maskings(settings, data, store))
+    maskings = list(recipe_maskings(settings.recipe(HeldoutRecipe), data, store))
     assert len(maskings) == settings.test_maskings == 2
 
     def masked(ids, seed):
@@ -108,7 +109,7 @@ def test_each_pooled_masking_is_w_test_then_the_extension_under_its_own_seed(smo
         labels = found[1][32:]
         assert (labels[labels >= 0] == extension.ids[labels >= 0]).all()
     assert not np.array_equal(maskings[0][2][32:], maskings[1][2][32:])
-    alone = list(settings_maskings(settings.replace(test_extension=0), data, store))
+    alone = list(recipe_maskings(settings.replace(test_extension=0).recipe(HeldoutRecipe), data, store))
     assert np.array_equal(alone[0][0], stored[0]) and alone[1][0].shape == (32, 32)
 
 
@@ -120,39 +121,44 @@ def test_the_extension_seeds_meet_no_other_seed():
 
 def test_the_reach_is_what_the_models_and_readers_train_on():
     smoke = resolve({"profile": "smoke"})  # ws_list 64, 128; probe_samples 64
-    assert trained_reach(smoke.replace(probe_samples=1_000)) == 128  # probes read <= W_S rows
-    assert trained_reach(smoke.replace(analysis_ws=64)) == 128  # every model of the series trains
+
+    def reach(settings, **knobs):
+        return settings.replace(**knobs).recipe(HeldoutRecipe).reach
+
+    assert reach(smoke, probe_samples=1_000) == 128  # probes read <= W_S rows
+    assert reach(smoke, analysis_ws=64) == 128  # every model of the series trains
     external = smoke.replace(model="some/checkpoint")
-    assert trained_reach(external) == 64
-    assert trained_reach(external.replace(probe_samples=1_000)) == 128
-    assert trained_reach(external.replace(probe_samples=1_000, analysis_ws=64)) == 64
+    assert reach(external) == 64
+    assert reach(external, probe_samples=1_000) == 128
+    assert reach(external, probe_samples=1_000, analysis_ws=64) == 64
 
 
 def test_the_extension_is_in_the_key_of_every_count_over_the_maskings():
     settings = resolve({"profile": "smoke"})
     model = {"samples": "samples-abc", "ws": 128}
-    with_extension = block_counts_params(settings, model)
-    without = block_counts_params(settings.replace(test_extension=0), model)
+    with_extension = block_counts_params(settings.recipe(CountsRecipe), model)
+    without = block_counts_params(settings.replace(test_extension=0).recipe(CountsRecipe), model)
     assert with_extension["test_extension"] == 16 and without["test_extension"] == 0
     assert artifact_key("block-counts", with_extension) != artifact_key("block-counts", without)
-    assert maskings_params(settings) == {"test_maskings": 2, "test_extension": 16, "reach": 128}
-    assert maskings_params(settings.replace(ws_list="64,256"))["reach"] == 256
-    assert maskings_params(settings.replace(test_extension=0))["reach"] is None
+    assert maskings_params(settings.recipe(HeldoutRecipe)) == {"test_maskings": 2, "test_extension": 16,
+                                                               "reach": 128}
+    assert maskings_params(settings.replace(ws_list="64,256").recipe(HeldoutRecipe))["reach"] == 256
+    assert maskings_params(settings.replace(test_extension=0).recipe(HeldoutRecipe))["reach"] is None
 
 
 def test_the_description_counts_both_parts(smoke):
     settings, data, store, _, extension = smoke
-    described = heldout_description(settings, data, store)
+    described = heldout_description(settings.recipe(HeldoutRecipe), data, store)
     assert (described["held_out_samples"], described["extension_samples"], described["samples"]) \
         == (32, 16, 48)
     assert described["articles"] == (data.samples.stats["test_articles"]
                                      + len(extension.stats["article_ids"]))
     assert described["reach"] == 128 and described["maskings"] == 2
-    kinds = [k for _, _, k in settings_maskings(settings, data, store)]
+    kinds = [k for _, _, k in recipe_maskings(settings.recipe(HeldoutRecipe), data, store)]
     assert described["masked"] == [int((k == MASKED).sum()) for k in kinds]
     assert described["masked"][0] == int((np.asarray(data.samples.array("test_kinds")) == MASKED)
                                           .sum() + (kinds[0][32:] == MASKED).sum())
-    alone = heldout_description(settings.replace(test_extension=0), data, store)
+    alone = heldout_description(settings.replace(test_extension=0).recipe(HeldoutRecipe), data, store)
     assert (alone["samples"], alone["reach"]) == (32, None)
 
 
@@ -175,12 +181,14 @@ def test_the_series_reads_the_analysed_model_exactly_as_the_lens_reads_its_last_
     """The series' last-block counts and the block counts' lens share the trunk (bf16), the head
     (fp32 argmax) and the maskings, so for the analysed W_S they are the same counts; the other
     W_S are different models, so their counts differ."""
-    from aptutils.readout.reading import block_counts, series_counts
+    from aptutils.readout.reading import series_counts
+    from aptutils.reports.opening import block_run
+    from aptutils.training.pretrain import SeriesRecipe
 
     settings, data, store, _, _ = smoke
-    series = series_counts(settings, store, data)
+    series = series_counts(settings.recipe(SeriesRecipe), settings.recipe(HeldoutRecipe), data, store)
     assert list(series) == list(settings.ws_list)
-    lens_last = block_counts(settings, store=store, data=data)["lens"][-1].counts
+    lens_last = block_run(settings, store).counts()["lens"][-1].counts
     analysed = series[max(settings.ws_list)]
     np.testing.assert_array_equal(analysed.correct, lens_last.correct)
     np.testing.assert_array_equal(analysed.total, lens_last.total)

@@ -240,7 +240,7 @@ CLEAN = dict(head='<script defer src="mathjax/tex-mml-chtml.js"></script>', text
 
 
 def planted_site(folder: Path, **defects) -> Path:
-    from aptutils.notebooks import mathjax_source
+    from aptutils.plugins.sphinx import mathjax_source
 
     shutil.copytree(mathjax_source(), folder / "mathjax")
     from PIL import Image
@@ -360,6 +360,6 @@ return Array.from(document.querySelectorAll("pre, caption")).filter(
     with serve(built_html) as base, chromium() as driver:
         for source in chapter_sources():
             driver.get(f"{base}/book/{source.stem}.html")
-            for text in ("aptutils.configure(globals())", "The settings of this run"):
+            for text in ("from aptutils.chapter import", "The settings of this run"):
                 seen = driver.execute_script(hidden_script, text)
                 assert seen and not any(seen), f"{source.stem}: {text!r} shown ({seen})"

@@ -257,6 +257,14 @@ def test_label_clusters_come_from_chapter_3s_one_definition():
     assert table.loc[1, "in-cluster share"] == pytest.approx(120 / 206)
 
 
+def test_the_confusion_figure_draws_the_labels_in_the_order_the_report_computes():
+    readout = readout_of(planted_labels(), planted_labels(((0, 7),)))
+    order = ch7_image_analogy.confusion_label_order(readout, LABEL_RULE)  # the last layer's pair
+    assert order.tolist() == [0, 7, 1, 2, 3, 4, 5, 6, 8, 9]
+    figure = image_figures.layer_confusion_figure(readout, order, tuple("abcdefghij"))
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()][:3] == ["a", "h", "b"]
+
+
 def test_the_confusion_reading_holds_on_planted_label_clusters_that_appear_with_depth():
     reading = confusion_reading(planted_labels(()), planted_labels())
     assert reading["reading"] == "holds"
@@ -295,7 +303,7 @@ def test_cluster_sizes_by_depth_figure_leaves_out_small_clusters():
 
 
 def test_digits_are_decoded_once_into_the_store():
-    settings = resolve({"profile": "smoke"})
+    settings = resolve({"profile": "smoke"}).recipe(images.ImageRecipe)
     data = images.image_data(settings)
     assert data.name == "digits" and data.label_names == tuple("0123456789")
     assert data.train_images.shape == (1437, 8, 8, 1) and data.train_images.dtype == np.uint8
@@ -305,15 +313,18 @@ def test_digits_are_decoded_once_into_the_store():
 
 def test_the_trained_cnn_is_keyed_by_exactly_its_knobs(capsys):
     settings = resolve({"profile": "smoke", "image_train_samples": 64, "cnn_epochs": 1.0})
-    data = images.image_data(settings)
-    trained = cnn.trained_cnn(settings, data)
+    data = images.image_data(settings.recipe(images.ImageRecipe))
+    recipe = settings.recipe(cnn.CNNRecipe)
+    trained = cnn.trained_cnn(recipe, data)
     key = json.loads((trained.folder / "params.json").read_text())["params"]
-    assert key == {"images": data.folder.name, **settings.subset(cnn.CNN_KNOBS)}
+    assert key == {"images": data.folder.name, "cnn_depth": 3, "cnn_width": 8, "cnn_epochs": 1.0,
+                   "cnn_lr": settings.cnn_lr, "cnn_batch": settings.cnn_batch,
+                   "image_train_samples": 64, "seed": settings.seed}  # the knobs; no device
     assert 0 <= trained.card["test_accuracy"] <= 1 and trained.card["training_images"] == 64
     capsys.readouterr()
-    assert cnn.trained_cnn(settings, data).folder == trained.folder
+    assert cnn.trained_cnn(recipe, data).folder == trained.folder
     assert "Training the CNN" not in capsys.readouterr().out
-    assert cnn.trained_cnn(settings.replace(seed=7), data).folder != trained.folder
+    assert cnn.trained_cnn(settings.replace(seed=7).recipe(cnn.CNNRecipe), data).folder != trained.folder
 
 
 def test_image_data_auto_means_digits_on_smoke_and_cifar10_elsewhere():

@@ -8,7 +8,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "aptutils"
 LAYERS = ("core", "data", "models", "training", "readout", "analysis", "reports", "plotting")
-TOP = len(LAYERS)  # notebooks.py, parts.py and __main__.py: the book's tooling, above every layer
+TOP = len(LAYERS)  # chapter.py, notebooks.py, parts.py, sweeps.py, __main__.py, plugins/: above all
 
 
 def layer_of(module: str) -> int:
@@ -51,8 +51,10 @@ def test_imports_only_from_lower_layers(path):
 
 def test_every_module_sits_in_a_layer_or_is_tooling():
     loose = [p.name for p in PACKAGE.glob("*.py")]
-    assert sorted(loose) == ["__init__.py", "__main__.py", "notebooks.py", "parts.py", "sweeps.py"]
-    assert sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(LAYERS)
+    assert sorted(loose) == ["__init__.py", "__main__.py", "chapter.py", "notebooks.py", "parts.py",
+                            "sweeps.py"]
+    folders = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__")
+    assert folders == sorted(LAYERS + ("plugins",))
 
 
 def test_no_import_cycles_between_modules():
@@ -87,3 +89,40 @@ def test_no_module_over_400_lines():
     long = {str(p.relative_to(PACKAGE)): n for p in MODULES
             if (n := len(p.read_text().splitlines())) > 400}
     assert not long, f"modules over 400 lines: {long}"
+
+
+# Below the chapters' reports, functions take the recipe they need (core.recipes), never the whole
+# Settings; core/params.py is where Settings are made and turned into recipes.
+SETTINGS_HOME = PACKAGE / "core" / "params.py"
+
+
+def settings_arguments(path: Path) -> list[str]:
+    """`function(argument)` for every argument named `settings` or annotated with `Settings`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            arguments = node.args
+            for argument in arguments.posonlyargs + arguments.args + arguments.kwonlyargs:
+                annotation = ast.unparse(argument.annotation) if argument.annotation else ""
+                if argument.arg == "settings" or "Settings" in annotation:
+                    found.append(f"{getattr(node, 'name', 'lambda')}({argument.arg})")
+    return found
+
+
+BELOW_REPORTS = [p for p in MODULES if layer_of(module_name(p)) < LAYERS.index("reports")
+                 and p != SETTINGS_HOME]
+
+
+@pytest.mark.parametrize("path", BELOW_REPORTS, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_function_below_reports_takes_settings(path):
+    taken = settings_arguments(path)
+    assert not taken, f"{module_name(path)} takes the whole Settings: {taken}; pass a recipe"
+
+
+def test_settings_rule_catches_a_settings_argument(tmp_path):
+    fake = tmp_path / "fake.py"
+    fake.write_text("def f(recipe, settings):\n    pass\n\n"
+                    "def g(x: 'Settings'):\n    pass\n\nh = lambda settings: 1\n")
+    assert settings_arguments(fake) == ["f(settings)", "g(x)", "lambda(settings)"]
+    fake.write_text("def f(recipe: 'ProbeRecipe', data):\n    pass\n")
+    assert settings_arguments(fake) == []

@@ -6,8 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from aptutils.notebooks import chapter_sources, pytest_collection_modifyitems
+from aptutils.notebooks import chapter_sources
 from aptutils.parts import CPU, GPU, Part, import_part, part_problems, verdicts_page
+from aptutils.plugins.pytest import pytest_collection_modifyitems
 
 CHAPTERS = [source.stem for source in chapter_sources()]
 

@@ -10,7 +10,7 @@ import torch
 
 from aptutils.core.params import resolve
 from aptutils.data.masking import mask_tokens
-from aptutils.models.bert import bert_config, new_model
+from aptutils.models.bert import BertRecipe, bert_config, new_model
 from aptutils.readout.counting import count_all_blocks
 from aptutils.readout.features import BlockFeatures, block_features
 from aptutils.readout.probes import (
@@ -42,7 +42,7 @@ def tiny():
     distributions differ from block to block) and its features at the modified positions of 60
     random samples, 20% of the samples held out."""
     settings = resolve({"profile": "smoke", "hidden_size": 16, "num_layers": 2, "dropout": 0.0})
-    model = new_model(settings, VOCAB, 0).eval()
+    model = new_model(settings.recipe(BertRecipe), VOCAB, 0).eval()
     torch.manual_seed(0)
     with torch.no_grad():
         for module in model.modules():
@@ -206,7 +206,7 @@ def embedded_labels(labels: torch.Tensor, embeddings: torch.Tensor, seed: int) -
 
 def test_a_probe_reads_a_block_that_carries_the_label_and_not_shuffled_labels():
     settings = resolve({"profile": "smoke", "hidden_size": 64, "num_heads": 2})
-    config = bert_config(settings, VOCAB, 0)
+    config = bert_config(settings.recipe(BertRecipe), VOCAB, 0)
     generator = torch.Generator().manual_seed(0)
     embeddings = torch.randn(VOCAB, 64, generator=generator)
     labels = torch.randint(5, VOCAB, (3000,), generator=generator)

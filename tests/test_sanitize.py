@@ -1,5 +1,5 @@
 """nbval checks numbers: the checked outputs' numbers are compared to two significant digits, in
-pairs (`aptutils.core.numbers`), after the sanitize file removed machine paths and column padding.
+pairs (`aptutils.plugins.nbval_numbers`), after the sanitize file removed machine paths and column padding.
 Outputs that differ only below that precision compare equal; a drift in a figure, or a changed
 verdict, fails. Last, nbval itself catches a drift planted in a copy of an executed chapter."""
 import os
@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbval.plugin import get_sanitize_patterns
 
-from aptutils.core.numbers import NUMBER, agree, agree_written, align_numbers, align_outputs
+from aptutils.plugins.nbval_numbers import NUMBER, agree, agree_written, align_numbers, align_outputs
 from aptutils.core.store import REPO_ROOT
 from aptutils.core.verdicts import MODELS_MIME, Verdict, report
 
@@ -147,7 +147,7 @@ def nbval(path: Path) -> dict:
     (path.parent / "pytest.ini").write_text("[pytest]\n")  # none of the repository's options
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
-         "-p", "aptutils.notebooks", "-p", "aptutils.core.numbers", "--nbval-lax",
+         "-p", "aptutils.plugins.pytest", "-p", "aptutils.plugins.nbval_numbers", "--nbval-lax",
          "--nbval-sanitize-with", str(SANITIZE_FILE), path.name],
         cwd=path.parent, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True,
         text=True)

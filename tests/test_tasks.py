@@ -16,6 +16,7 @@ from aptutils.data.entities import (
 )
 from aptutils.data.tasks import (
     Task,
+    TaskRecipe,
     build_task,
     check_task,
     encode_rows,
@@ -149,19 +150,20 @@ def test_per_label_counts_on_a_hand_made_mirror(tmp_path, monkeypatch):
     monkeypatch.setenv("APTBOOK_DATA", str(write_task_mirror(tmp_path)))
     settings = resolve({"profile": "smoke", "few_rel_labels": 3, "few_rel_train": 9, "few_rel_test": 4,
                         "dbpedia_labels": 3, "dbpedia_train": 12, "dbpedia_test": 5})
-    few_rel = raw_fewrel(settings, "mirror")
+    tasks = settings.recipe(TaskRecipe)
+    few_rel = raw_fewrel(tasks.few_rel, tasks.seed, "mirror")
     assert few_rel.skipped_rows == 4
     assert few_rel.label_names == ["P17 relation P17", "P175 relation P175", "P50 relation P50"]
     assert np.bincount(few_rel.test_labels).tolist() == [4, 4, 4]
     assert np.bincount(few_rel.train_labels).tolist() == [7, 7, 7]  # 11 usable rows - 4 for test
     assert not set(few_rel.train_texts) & set(few_rel.test_texts)
     assert all(text.startswith("@ ") and text.count("#") == 2 for text in few_rel.train_texts)
-    dbpedia = raw_dbpedia(settings, "mirror")
+    dbpedia = raw_dbpedia(tasks.dbpedia_14, tasks.seed, "mirror")
     assert dbpedia.label_names == ["Company", "Artist", "Village"]
     assert np.bincount(dbpedia.train_labels).tolist() == [10, 10, 10]
     assert np.bincount(dbpedia.test_labels).tolist() == [5, 5, 5]
     with pytest.raises(DataError, match="few_rel_labels=5: FewRel \\(mirror\\) holds 4 labels"):
-        raw_fewrel(settings.replace(few_rel_labels=5), "mirror")
+        raw_fewrel(settings.replace(few_rel_labels=5).recipe(TaskRecipe).few_rel, 42, "mirror")
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +221,7 @@ def test_a_built_fewrel_task_carries_checked_entity_positions(tmp_path, monkeypa
     monkeypatch.setenv("APTBOOK_DATA", str(write_task_mirror(tmp_path / "mirror")))
     settings = resolve({"profile": "smoke", "few_rel_labels": 2, "few_rel_train": 3, "few_rel_test": 2})
     (tmp_path / "task").mkdir()
-    build_task(tmp_path / "task", settings, "few_rel", marker_tokenizer)
+    build_task(tmp_path / "task", settings.recipe(TaskRecipe), "few_rel", marker_tokenizer)
     task = Task("few_rel", tmp_path / "task")
     positions = task.entity_positions("test")
     ids = task.array("test_ids")
@@ -227,6 +229,6 @@ def test_a_built_fewrel_task_carries_checked_entity_positions(tmp_path, monkeypa
     assert (ids[np.arange(4), positions[:, 0]] == marker_tokenizer.convert_tokens_to_ids("@")).all()
     assert (ids[np.arange(4), positions[:, 1]] == marker_tokenizer.convert_tokens_to_ids("#")).all()
     (tmp_path / "dbpedia").mkdir()
-    build_task(tmp_path / "dbpedia", settings, "dbpedia_14", marker_tokenizer)
+    build_task(tmp_path / "dbpedia", settings.recipe(TaskRecipe), "dbpedia_14", marker_tokenizer)
     with pytest.raises(DataError, match="DBpedia-14 has no entity markers: entity pooling reads FewRel only"):
         Task("dbpedia_14", tmp_path / "dbpedia").entity_positions("test")

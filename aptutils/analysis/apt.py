@@ -1,12 +1,15 @@
 """Accuracy per token (APT): the per-token table, APT(50), binned curves, rank correlation, the
-decomposition of the rise of <APT> into frequency groups, and the bootstrap primitives that
-`analysis.rises` builds C1-C4's intervals over tokens from.
+decomposition of the rise of <APT> into frequency groups, and the bootstrap primitives and their
+`Interval` (the book's one confidence interval) that `analysis.rises` builds C1-C4's intervals over
+tokens from.
 
 Every per-token number rests on a reading (the kinds of modified position it counts: masked,
 replaced, unchanged or several) and a token enters only with at least `min_occurrences` positions
 of that reading. Used by chapter 2 (APT) and chapter 6 (confidence vs input APT).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,7 +20,7 @@ from ..data.masking import special_token_ids
 from ..data.pretraining import PretrainingData
 from ..readout.counting import BlockCounts
 
-CONFIDENCE = 0.95
+INTERVAL_LEVEL = 0.95  # of every bootstrap interval (percentile, central)
 PAPER_MEAN_APT = {0: 0.037, 6: 0.31}  # Table 1 of the paper: <APT> at block 0 and block 6
 BOOTSTRAP_CELLS = 2_000_000  # resampled values held in memory at once
 
@@ -71,11 +74,41 @@ def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -
     return np.concatenate(parts)
 
 
-def percentile_interval(samples: np.ndarray) -> tuple[float, float]:
-    """Central CONFIDENCE interval of bootstrap samples, ignoring NaN ones."""
-    tail = 100 * (1 - CONFIDENCE) / 2
+@dataclass(frozen=True)
+class Interval:
+    """A statistic with its central INTERVAL_LEVEL percentile bootstrap interval; n: the units it
+    rests on (tokens, samples, filters)."""
+
+    estimate: float
+    low: float
+    high: float
+    n: int = 0
+
+    def above(self, value: float = 0.0) -> bool:
+        """The whole interval lies above `value` (False when it is NaN)."""
+        return bool(self.low > value)
+
+    def below(self, value: float = 0.0) -> bool:
+        """The whole interval lies below `value` (False when it is NaN)."""
+        return bool(self.high < value)
+
+    def text(self, signed: bool = False, percent: bool = False) -> str:
+        """E.g. "0.002 [0.001, 0.003]", "+0.010 [-0.002, +0.021]" or "78% [65%, 90%]"."""
+        form = ".0%" if percent else ("+.3f" if signed else ".3f")
+        return f"{self.estimate:{form}} [{self.low:{form}}, {self.high:{form}}]"
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+NO_INTERVAL = Interval(np.nan, np.nan, np.nan, 0)
+
+
+def percentile_interval(estimate: float, samples: np.ndarray, n: int = 0) -> Interval:
+    """`estimate` with the central INTERVAL_LEVEL interval of its bootstrap samples (NaN ignored)."""
+    tail = 100 * (1 - INTERVAL_LEVEL) / 2
     low, high = np.nanpercentile(samples, [tail, 100 - tail])
-    return float(low), float(high)
+    return Interval(estimate, float(low), float(high), n)
 
 
 def _bin_edges(x: np.ndarray, bins: int | np.ndarray, log: bool) -> np.ndarray:
@@ -112,8 +145,8 @@ def binned_means(x: np.ndarray, y: np.ndarray, bins: int | np.ndarray, n_boot: i
             continue
         low, high = edges[b], edges[b + 1]
         center = np.sqrt(low * high) if log else (low + high) / 2
-        ci = percentile_interval(bootstrap_means(values, n_boot, rng))
-        rows.append((low, high, center, len(values), values.mean(), *ci))
+        ci = percentile_interval(values.mean(), bootstrap_means(values, n_boot, rng))
+        rows.append((low, high, center, len(values), ci.estimate, ci.low, ci.high))
     return pd.DataFrame(rows, columns=["x_low", "x_high", "x_center", "n", "mean",
                                        "ci_low", "ci_high"])
 
@@ -126,12 +159,23 @@ def rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
 
 
-def spearman_ci(x: np.ndarray, y: np.ndarray, n_boot: int = 1000,
-                seed: int = 0) -> tuple[float, float, float]:
-    """Spearman rho of x and y and its percentile bootstrap 95% CI (pairs resampled).
+def rowwise_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman rho of each row of a with the same row of b (a bootstrap's resamples)."""
+    return rowwise_pearson(rankdata(a, axis=1), rankdata(b, axis=1))
 
-    Pairs with a non-finite value are left out. Returns (rho, ci_low, ci_high).
-    """
+
+def spearman_rho(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rho over the pairs where both are finite; NaN with < 3 pairs or a constant side."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    both = np.isfinite(x) & np.isfinite(y)
+    if both.sum() < 3 or np.ptp(x[both]) == 0 or np.ptp(y[both]) == 0:
+        return float("nan")
+    return float(spearmanr(x[both], y[both]).statistic)
+
+
+def spearman_ci(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: int = 0) -> Interval:
+    """Spearman rho of x and y and its percentile bootstrap interval (pairs resampled), over the
+    pairs where both are finite (n: their number)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     finite = np.isfinite(x) & np.isfinite(y)
     x, y = x[finite], y[finite]
@@ -141,8 +185,8 @@ def spearman_ci(x: np.ndarray, y: np.ndarray, n_boot: int = 1000,
     samples = []
     for start in range(0, n_boot, chunk):
         pick = rng.integers(0, len(x), (min(chunk, n_boot - start), len(x)))
-        samples.append(rowwise_pearson(rankdata(x[pick], axis=1), rankdata(y[pick], axis=1)))
-    return (rho, *percentile_interval(np.concatenate(samples)))
+        samples.append(rowwise_spearman(x[pick], y[pick]))
+    return percentile_interval(rho, np.concatenate(samples), len(x))
 
 
 def frequency_groups(frequency: np.ndarray, n_groups: int) -> list[np.ndarray]:

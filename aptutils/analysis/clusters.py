@@ -31,13 +31,15 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from ..core.recipes import Recipe
+
 MATCHES = ("mutual", "one-way")
 _COSINE_CHUNK = 100_000  # pairs whose cosines are computed at once
 _SWAP_TRIES = 100  # random partners tried per self-prediction left by the shuffle
 
 
 @dataclass(frozen=True)
-class ClusterRule:
+class ClusterRule(Recipe):
     """How a confusion matrix becomes clusters (see the module docstring).
 
     threshold: strong match at M(i, j) >= threshold, in (0, 1]; match: "mutual" or "one-way";
@@ -55,11 +57,6 @@ class ClusterRule:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
         if self.match not in MATCHES:
             raise ValueError(f"match must be one of {MATCHES}, got {self.match!r}")
-
-    @classmethod
-    def from_settings(cls, settings) -> ClusterRule:
-        """The book's rule at the knobs `threshold`, `match` and `min_row_count`."""
-        return cls(settings.threshold, settings.match, settings.min_row_count)
 
     def describe(self) -> str:
         """E.g. "threshold 0.5, mutual, rows of >= 5 predictions, strict filter"."""

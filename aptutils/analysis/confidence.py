@@ -20,17 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
-from ..analysis.apt import binned_means, spearman_ci
+from ..analysis.apt import NO_INTERVAL, binned_means, spearman_ci, spearman_rho
 from ..core.counts import Reading, TokenCounts, kind_rows
-from ..core.params import Settings
-from ..core.store import Store
-from ..data.masking import special_token_ids
-from ..data.pretraining import PretrainingData
-from ..readout.reading import block_counts
 from ..training.finetune import FinetuneResult
-from ..training.pretrain import analysed_ws
 
 GROUPS = ("all", "correct", "wrong")
 SPLITS = 20  # random splits averaged in the split-half reliability
@@ -82,14 +75,6 @@ def _ratio(correct: np.ndarray, total: np.ndarray, keep: np.ndarray) -> np.ndarr
         return np.where(keep & (total > 0), correct / np.maximum(total, 1), np.nan)
 
 
-def token_occurrences(settings: Settings, data: PretrainingData,
-                      store: Store | None = None) -> TokenOccurrences:
-    """Chapter 2's reading (`kinds`, `token_min_occurrences`) of the counts at the last block of
-    the analysis model under `protocol`."""
-    counts = block_counts(settings, store=store, data=data)[settings.protocol][-1].counts
-    return TokenOccurrences.of(counts, settings.kinds, settings.token_min_occurrences)
-
-
 def mean_input_apt(ids: np.ndarray, apt: np.ndarray, special_ids: list[int]) -> np.ndarray:
     """Mean APT [N] over the non-special tokens of ids [N, L] that have one (NaN if none has)."""
     return input_apt(ids, apt, special_ids)["mean_apt"].to_numpy()
@@ -106,14 +91,6 @@ def input_apt(ids: np.ndarray, apt: np.ndarray, special_ids: list[int]) -> pd.Da
         mean = np.where(has_apt, values, 0).sum(1) / has_apt.sum(1)
     return pd.DataFrame({"tokens": counted.sum(1), "tokens_without_apt": (counted & ~has_apt).sum(1),
                          "mean_apt": np.where(has_apt.any(1), mean, np.nan)})
-
-
-def _rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rho over the pairs where both are finite; NaN with < 3 pairs or a constant side."""
-    both = np.isfinite(x) & np.isfinite(y)
-    if both.sum() < 3 or np.ptp(x[both]) == 0 or np.ptp(y[both]) == 0:
-        return float("nan")
-    return float(spearmanr(x[both], y[both]).statistic)
 
 
 def spearman_brown(r: float) -> float:
@@ -135,11 +112,11 @@ def input_apt_reliability(ids: np.ndarray, occurrences: TokenOccurrences, specia
     ids = np.asarray(ids)
     counted = ids[~np.isin(ids, special_ids)]
     full = mean_input_apt(ids, occurrences.apt(), special_ids)
-    correlations, control = [], (np.nan,) * 3
+    correlations, control = [], NO_INTERVAL
     for split in range(splits):
         apt_a, apt_b = occurrences.split_halves(rng)
         mean_a, mean_b = mean_input_apt(ids, apt_a, special_ids), mean_input_apt(ids, apt_b, special_ids)
-        correlations.append(_rank_correlation(mean_a, mean_b))
+        correlations.append(spearman_rho(mean_a, mean_b))
         if split == 0 and np.isfinite(correlations[0]):
             control = spearman_ci(mean_a, mean_b, n_boot, seed)
     r = float(np.nanmean(correlations)) if np.isfinite(correlations).any() else float("nan")
@@ -147,36 +124,28 @@ def input_apt_reliability(ids: np.ndarray, occurrences: TokenOccurrences, specia
             "tokens_with_apt": int(occurrences.eligible[np.unique(counted)].sum()),
             "median_occurrences": float(np.median(occurrences.occurrences[counted])) if counted.size
             else float("nan"),
-            "split_half_r": r, "reliability": spearman_brown(r), "control_rho": control[0],
-            "control_low": control[1], "control_high": control[2]}
+            "split_half_r": r, "reliability": spearman_brown(r), "control_rho": control.estimate,
+            "control_low": control.low, "control_high": control.high}
 
 
-def reliability_table(results: list[FinetuneResult], settings: Settings, occurrences: TokenOccurrences,
-                      special_ids: list[int]) -> pd.DataFrame:
-    """`input_apt_reliability` of each task's test inputs (the analysis model's classifiers),
-    indexed by task title."""
+def reliability_table(results: list[FinetuneResult], ws: int, occurrences: TokenOccurrences,
+                      special_ids: list[int], seed: int = 0) -> pd.DataFrame:
+    """`input_apt_reliability` of each task's test inputs (the classifiers of the model of W_S
+    `ws`), indexed by task title."""
     tasks = {r.task.title: r.task for r in results if r.spec.pretrained and r.spec.series == "epochs"
-             and r.spec.ws == analysed_ws(settings)}
+             and r.spec.ws == ws}
     rows = {title: input_apt_reliability(task.array("test_ids"), occurrences, special_ids,
-                                         seed=settings.seed) for title, task in tasks.items()}
+                                         seed=seed) for title, task in tasks.items()}
     table = pd.DataFrame.from_dict(rows, orient="index").astype(
         {"inputs": int, "tokens_with_apt": int})
     table.index.name = "task"
     return table
 
 
-def analysis_reliability(settings: Settings, results: list[FinetuneResult], data: PretrainingData,
-                         store: Store | None = None) -> pd.DataFrame:
-    """`reliability_table` with the counts of these settings."""
-    return reliability_table(results, settings, token_occurrences(settings, data, store),
-                             special_token_ids(data.tokenizer))
-
-
-def confidence_frame(results: list[FinetuneResult], settings: Settings, apt: np.ndarray,
+def confidence_frame(results: list[FinetuneResult], ws: int, apt: np.ndarray,
                      special_ids: list[int]) -> pd.DataFrame:
-    """One row per (task, protocol, block, test sample) of the analysis model: columns task,
+    """One row per (task, protocol, block, test sample) of the model of W_S `ws`: columns task,
     protocol, block, sample, tokens, tokens_without_apt, mean_apt, confidence, correct."""
-    ws = analysed_ws(settings)
     frames = []
     for result in (r for r in results if r.spec.pretrained and r.spec.series == "epochs" and r.spec.ws == ws):
         inputs = input_apt(result.task.array("test_ids"), apt, special_ids)
@@ -186,13 +155,6 @@ def confidence_frame(results: list[FinetuneResult], settings: Settings, apt: np.
                                         confidence=result.confidence[row],
                                         correct=result.correct[row]))
     return pd.concat(frames, ignore_index=True)
-
-
-def analysis_confidence(settings: Settings, results: list[FinetuneResult], data: PretrainingData,
-                        store: Store | None = None) -> pd.DataFrame:
-    """`confidence_frame` with the input APT of these settings (reading, minimum occurrences)."""
-    return confidence_frame(results, settings, token_occurrences(settings, data, store).apt(),
-                            special_token_ids(data.tokenizer))
 
 
 def coverage_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -223,9 +185,9 @@ def correlation_table(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) ->
         for group in GROUPS:
             picked = group_rows(rows_of_block, group)
             varies = picked["mean_apt"].nunique() > 1 and picked["confidence"].nunique() > 1
-            statistic = (spearman_ci(picked["mean_apt"], picked["confidence"], n_boot, seed)
-                         if len(picked) >= 3 and varies else (np.nan,) * 3)
-            rows.append((task, protocol, block, group, len(picked), *statistic))
+            ci = (spearman_ci(picked["mean_apt"], picked["confidence"], n_boot, seed)
+                  if len(picked) >= 3 and varies else NO_INTERVAL)
+            rows.append((task, protocol, block, group, len(picked), ci.estimate, ci.low, ci.high))
     return pd.DataFrame(rows, columns=["task", "protocol", "block", "group", "n", "rho",
                                        "ci_low", "ci_high"])
 

@@ -35,10 +35,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..analysis.apt import bootstrap_means, percentile_interval
+from ..analysis.apt import Interval, bootstrap_means, percentile_interval
 from ..analysis.clusters import ClusterRule
 from ..analysis.power import DETECTED, weakest_detected
-from ..analysis.rises import Interval
 from ..analysis.scan import null_quantile
 from ..analysis.structure import Partition, partition, structure_table
 from ..readout.layers import LayerReadout
@@ -149,8 +148,7 @@ def snr_rise(first: FilterLabels, last: FilterLabels, seed: int, n_boot: int = 1
     rng = np.random.default_rng(seed)
     first_snr, last_snr = (pooled_snr(bootstrap_means(found.parts(), n_boot, rng))
                            for found in (first, last))
-    return Interval(last.snr() - first.snr(), *percentile_interval(last_snr - first_snr),
-                    len(last.sizes))
+    return percentile_interval(last.snr() - first.snr(), last_snr - first_snr, len(last.sizes))
 
 
 @dataclass(frozen=True)

@@ -14,31 +14,31 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata, spearmanr
 
 from ..analysis.apt import (
     BOOTSTRAP_CELLS,
+    NO_INTERVAL,
+    Interval,
     bootstrap_means,
     frequency_groups,
     percentile_interval,
-    rowwise_pearson,
+    rowwise_spearman,
     spearman_ci,
 )
 from ..core.counts import TokenCounts, reading_name
+from ..core.recipes import Recipe
 
 
 @dataclass(frozen=True)
-class PositionReading:
-    """The modified W_test positions a number reads, and how many a token needs to count."""
+class PositionReading(Recipe):
+    """The modified W_test positions a number reads (`kinds`), how many a token needs to count
+    (`token_min_occurrences`) and how many maskings pool them (`test_maskings`)."""
+
+    KNOB_OF = {"min_occurrences": "token_min_occurrences", "maskings": "test_maskings"}
 
     kinds: tuple[str, ...]
     min_occurrences: int
     maskings: int = 1
-
-    @classmethod
-    def of(cls, settings) -> "PositionReading":
-        """The reading of a run: knobs `kinds`, `token_min_occurrences`, `test_maskings`."""
-        return cls(tuple(settings.kinds), settings.token_min_occurrences, settings.test_maskings)
 
     @property
     def name(self) -> str:
@@ -53,35 +53,6 @@ class PositionReading:
                 f"({self.maskings} masking{'s' * (self.maskings != 1)} pooled)")
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A statistic with its percentile bootstrap CONFIDENCE interval; n: the tokens it rests on."""
-
-    estimate: float
-    low: float
-    high: float
-    n: int = 0
-
-    def above(self, value: float = 0.0) -> bool:
-        """The whole interval lies above `value` (False when it is NaN)."""
-        return bool(self.low > value)
-
-    def below(self, value: float = 0.0) -> bool:
-        """The whole interval lies below `value` (False when it is NaN)."""
-        return bool(self.high < value)
-
-    def text(self, signed: bool = False, percent: bool = False) -> str:
-        """E.g. "0.002 [0.001, 0.003]", "+0.010 [-0.002, +0.021]" or "78% [65%, 90%]"."""
-        form = ".0%" if percent else ("+.3f" if signed else ".3f")
-        return f"{self.estimate:{form}} [{self.low:{form}}, {self.high:{form}}]"
-
-    def __str__(self) -> str:
-        return self.text()
-
-
-NO_INTERVAL = Interval(np.nan, np.nan, np.nan, 0)
-
-
 def mean_interval(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> Interval:
     """Mean of the finite `values` (one per token) with its bootstrap interval, tokens resampled."""
     values = np.asarray(values, dtype=float)
@@ -89,7 +60,7 @@ def mean_interval(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> Inte
     if not len(values):
         return NO_INTERVAL
     samples = bootstrap_means(values, n_boot, np.random.default_rng(seed))
-    return Interval(float(values.mean()), *percentile_interval(samples), len(values))
+    return percentile_interval(float(values.mean()), samples, len(values))
 
 
 def paired_difference(before: np.ndarray, after: np.ndarray, n_boot: int = 1000,
@@ -166,7 +137,7 @@ def low_frequency_share(apt_first: np.ndarray, apt_last: np.ndarray, frequency: 
     if not np.isfinite(shares).any():
         return Interval(np.nan, np.nan, np.nan, len(rise))
     estimate = float(low.sum() / total) if total != 0 else np.nan
-    return Interval(estimate, *percentile_interval(shares), len(rise))
+    return percentile_interval(estimate, shares, len(rise))
 
 
 def rank_trend(apt: np.ndarray, frequency: np.ndarray, n_boot: int = 1000,
@@ -177,16 +148,7 @@ def rank_trend(apt: np.ndarray, frequency: np.ndarray, n_boot: int = 1000,
     keep = np.isfinite(apt) & (frequency > 0)
     if keep.sum() < 3 or np.ptp(apt[keep]) == 0:
         return Interval(np.nan, np.nan, np.nan, int(keep.sum()))
-    return Interval(*spearman_ci(np.log(frequency[keep]), apt[keep], n_boot, seed), int(keep.sum()))
-
-
-def rank_correlation(apt: np.ndarray, frequency: np.ndarray) -> float:
-    """Spearman rho of APT against W_S frequency over the tokens of `rank_trend` (no interval)."""
-    apt, frequency = np.asarray(apt, float), np.asarray(frequency, float)
-    keep = np.isfinite(apt) & (frequency > 0)
-    if keep.sum() < 3 or np.ptp(apt[keep]) == 0:
-        return float("nan")
-    return float(spearmanr(frequency[keep], apt[keep]).statistic)
+    return spearman_ci(np.log(frequency[keep]), apt[keep], n_boot, seed)
 
 
 def rank_trend_beyond(apt: np.ndarray, reference: np.ndarray, frequency: np.ndarray,
@@ -202,9 +164,7 @@ def rank_trend_beyond(apt: np.ndarray, reference: np.ndarray, frequency: np.ndar
     if len(x) < 3 or np.ptp(y) == 0:
         return Interval(np.nan, np.nan, np.nan, len(x))
 
-    def rho(a, b):
-        return rowwise_pearson(rankdata(a, axis=1), rankdata(b, axis=1))
-
+    rho = rowwise_spearman
     estimate = rho(x[None], y[None])[0] - (rho(x[None], z[None])[0] if np.ptp(z) else 0.0)
     rng = np.random.default_rng(seed)
     chunk = max(1, BOOTSTRAP_CELLS // len(x))
@@ -213,4 +173,4 @@ def rank_trend_beyond(apt: np.ndarray, reference: np.ndarray, frequency: np.ndar
         pick = rng.integers(0, len(x), (min(chunk, n_boot - start), len(x)))
         base = rho(x[pick], z[pick]) if np.ptp(z) else np.zeros(len(pick))
         samples.append(rho(x[pick], y[pick]) - base)
-    return Interval(float(estimate), *percentile_interval(np.concatenate(samples)), len(x))
+    return percentile_interval(float(estimate), np.concatenate(samples), len(x))

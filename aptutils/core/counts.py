@@ -29,7 +29,7 @@ def reading_kinds(kinds: Reading) -> tuple[str, ...]:
     if kinds is None or kinds == "all":
         return KINDS
     names = kinds.replace("+", ",").split(",") if isinstance(kinds, str) else list(kinds)
-    names = {name.strip() for name in names if name.strip()}
+    names = {str(name).strip() for name in names if str(name).strip()}
     if "all" in names:
         return KINDS
     unknown = sorted(names - set(KINDS))

@@ -6,14 +6,29 @@ from __future__ import annotations
 
 import torch
 
-from ..core.params import Settings
+from dataclasses import dataclass
+
+from .recipes import Recipe
 
 
-def resolved_device(settings: Settings) -> str:
-    """`device=auto` means CUDA where present, else the CPU."""
-    if settings.device == "auto":
+@dataclass(frozen=True)
+class ComputeRecipe(Recipe):
+    """Where torch work runs (`device`) and whether the models and readers are compiled."""
+
+    device: str
+    torch_compile: bool
+
+    @property
+    def torch_device(self) -> str:
+        """"cuda" or "cpu": `device` resolved (`resolved_device`)."""
+        return resolved_device(self.device)
+
+
+def resolved_device(device: str) -> str:
+    """The device knob resolved: `auto` means CUDA where present, else the CPU."""
+    if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return settings.device
+    return device
 
 
 def autocast(device: str | torch.device, precision: str | bool = True) -> torch.autocast:

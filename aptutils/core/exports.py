@@ -5,7 +5,7 @@ Nothing is written until a chapter calls `start`: tests and library use stay fre
 After `start`, every figure the plotting layer returns is saved (`export_figures`), every table the
 chapter displays is saved as it is displayed, and `save_table` saves a table that is not shown
 (e.g. the per-token APT of every block and reader). The Jupyter Book build copies the folder next
-to the rendered chapter (aptutils.notebooks).
+to the rendered chapter (aptutils.plugins.sphinx).
 """
 from __future__ import annotations
 

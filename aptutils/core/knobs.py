@@ -107,18 +107,16 @@ def _integer_list(low: int):
 
 def _kinds():
     """A reading of modified positions: "all" or kinds among masked, replaced, unchanged
-    (comma-separated) -> the kinds as a tuple in that order (the rows of `core.counts`)."""
-    order = ("masked", "replaced", "unchanged")
+    (comma-separated) -> the kinds in row order, as `core.counts.reading_kinds` parses it."""
 
     def parse(name: str, value: Any) -> tuple[str, ...]:
-        items = value.replace("+", ",").split(",") if isinstance(value, str) else value
-        names = {str(item).strip() for item in items} if isinstance(items, (list, tuple)) else set()
-        if names == {"all"}:
-            return order
-        if not names or not names <= set(order):
+        from .counts import KINDS, reading_kinds  # lazily: counts imports torch
+
+        try:
+            return reading_kinds(value)
+        except (TypeError, ValueError):
             raise ParameterError(f"{name}={value!r}: must be 'all' or kinds among "
-                                 f"{', '.join(order)}, comma-separated, e.g. 'masked,replaced'")
-        return tuple(kind for kind in order if kind in names)
+                                 f"{', '.join(KINDS)}, comma-separated, e.g. 'masked,replaced'") from None
 
     parse.type_hint = "str"
     return parse

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 from .errors import ParameterError
 from .knobs import DEFAULT_PROFILE, KNOB_BY_NAME, KNOBS, PROFILE_NAMES, Knob
 from .profiles import PROFILES
+from .recipes import R, build
 
 __all__ = ["DEFAULT_PROFILE", "KNOB_BY_NAME", "KNOBS", "PROFILE_NAMES", "PROFILES", "Knob",
            "Settings", "configure", "resolve"]
@@ -36,9 +37,10 @@ class Settings:
         except KeyError:
             raise AttributeError(name) from None
 
-    def subset(self, names: tuple[str, ...] | list[str]) -> dict[str, Any]:
-        """The values of `names`, e.g. to key an artifact by exactly what determines it."""
-        return {name: self.values[name] for name in names}
+    def recipe(self, cls: type[R]) -> R:
+        """The recipe `cls` (`core.recipes`) of these values: what a function below the chapters'
+        reports is given instead of the whole Settings."""
+        return build(cls, self.values)
 
     def table(self, names: tuple[str, ...] | list[str] = (), columns: int = 3):
         """`names` (default: the chapter's own knobs; outside a chapter, all) and their values, for

@@ -16,7 +16,6 @@ import json
 from pathlib import Path
 
 from ..core.errors import DataError, ParameterError
-from ..core.params import Settings
 from ..data.corpus import mirror_root
 
 # knob -> the BERT config entry it takes from the checkpoint
@@ -159,20 +158,17 @@ def checkpoint_params(name: str, samples: str, ws: int) -> dict:
     return {"checkpoint": str(folder), "files": files_digest(folder), "samples": samples, "ws": ws}
 
 
-def checkpoint_settings(settings: Settings) -> Settings:
-    """The settings with the checkpoint's architecture (hidden_size, num_layers, num_heads,
-    ffn_size) and checked against it: seq_len within its positions, and a protocol it can be
-    read with (lens and tuned lens need its MLM head). Unchanged when `model` is None."""
-    name = settings.values.get("model")
-    if name is None:
-        return settings
+def checkpoint_architecture(name: str, seq_len: int, protocol: str) -> dict:
+    """The knobs the checkpoint `name` sets (hidden_size, num_layers, num_heads, ffn_size), after
+    checking a run's `seq_len` (within its positions) and `protocol` (lens and tuned lens need its
+    MLM head) against it."""
     config = checkpoint_config(name)
-    if settings.seq_len > config.get("max_position_embeddings", 512):
-        raise ParameterError(f"seq_len={settings.seq_len}: model={name!r} has "
+    if seq_len > config.get("max_position_embeddings", 512):
+        raise ParameterError(f"seq_len={seq_len}: model={name!r} has "
                              f"{config['max_position_embeddings']} positions; choose seq_len <= "
                              f"{config['max_position_embeddings']}")
-    if settings.protocol in HEAD_READERS and not has_mlm_head(name):
-        raise ParameterError(f"protocol={settings.protocol!r} reads blocks through the model's "
+    if protocol in HEAD_READERS and not has_mlm_head(name):
+        raise ParameterError(f"protocol={protocol!r} reads blocks through the model's "
                              f"own MLM head, and model={name!r} has none (a plain BertModel); "
                              f"use -p protocol probe")
-    return settings.replace(**{knob: config[key] for knob, key in ARCHITECTURE.items()})
+    return {knob: config[key] for knob, key in ARCHITECTURE.items()}

@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from ..core.errors import DataError
-from ..core.params import Settings
+from ..core.recipes import Recipe
 from ..core.store import Store
 
 WIKIPEDIA_HUB_ID = ("wikimedia/wikipedia", "20231101.en")
@@ -32,13 +32,34 @@ def mirror_root() -> Path | None:
     return Path(root).expanduser().resolve() if root else None
 
 
-def resolved_corpus(settings: Settings) -> str:
+@dataclass(frozen=True)
+class CorpusRecipe(Recipe):
+    """Which articles: the `corpus` source (auto resolves by `profile`) cut to `max_articles`."""
+
+    corpus: str
+    max_articles: int | None
+    profile: str
+
+
+@dataclass(frozen=True)
+class SampleRecipe(Recipe):
+    """How a corpus becomes the W_S pool and the masked W_test: exactly the knobs of the samples
+    artifact's key beside the corpus and the tokenizer."""
+
+    sample_mode: str
+    seq_len: int
+    test_samples: int
+    mask_prob: float
+    seed: int
+
+
+def resolved_corpus(recipe: CorpusRecipe) -> str:
     """Which source `corpus=auto` means here: mirror, gensim (smoke) or hub."""
-    if settings.corpus != "auto":
-        return settings.corpus
+    if recipe.corpus != "auto":
+        return recipe.corpus
     if mirror_root() is not None:
         return "mirror"
-    return "gensim" if settings.profile == "smoke" else "hub"
+    return "gensim" if recipe.profile == "smoke" else "hub"
 
 
 def load_mirror_split(name: str, split: str, columns: tuple[str, ...]):
@@ -129,17 +150,17 @@ class Corpus:
         return digest.hexdigest()[:16]
 
 
-def load_corpus(settings: Settings) -> Corpus:
+def load_corpus(recipe: CorpusRecipe) -> Corpus:
     """The articles named by `corpus`, cut to `max_articles`."""
-    source = resolved_corpus(settings)
+    source = resolved_corpus(recipe)
     if source == "gensim":
-        rows = gensim_excerpt_articles()[: settings.max_articles]
+        rows = gensim_excerpt_articles()[: recipe.max_articles]
         ids, texts = [r["id"] for r in rows], [r["text"] for r in rows]
     else:
         dataset = (load_mirror_split("wikipedia", "train", ("id", "text")) if source == "mirror"
                    else load_hub_split(*WIKIPEDIA_HUB_ID, "train"))
-        if settings.max_articles is not None:
-            dataset = dataset.select(range(min(settings.max_articles, len(dataset))))
+        if recipe.max_articles is not None:
+            dataset = dataset.select(range(min(recipe.max_articles, len(dataset))))
         ids, texts = [str(i) for i in dataset["id"]], list(dataset["text"])
     return Corpus(source, ids, texts)
 
@@ -181,10 +202,9 @@ def split_by_article(samples_per_article: list[int], test_samples: int,
     return order[:cut], order[cut:]
 
 
-def sample_params(settings: Settings, corpus: Corpus, tokenizer_key: str) -> dict:
+def sample_params(recipe: SampleRecipe, corpus: Corpus, tokenizer_key: str) -> dict:
     """Exactly the parameters that determine the sample pools."""
-    return {"corpus": corpus.fingerprint, "tokenizer": tokenizer_key,
-            **settings.subset(("sample_mode", "seq_len", "test_samples", "mask_prob", "seed"))}
+    return {"corpus": corpus.fingerprint, "tokenizer": tokenizer_key, **recipe.key()}
 
 
 @dataclass(frozen=True)
@@ -213,22 +233,22 @@ class PoolLayout:
         return np.repeat(self.train_articles, sizes)[self.order]
 
 
-def pool_layout(settings: Settings, corpus: Corpus, tokenizer) -> PoolLayout:
+def pool_layout(recipe: SampleRecipe, corpus: Corpus, tokenizer) -> PoolLayout:
     """Tokenise the corpus, cut it into samples, split the articles and shuffle the training pool
     with the seed: the one code path of `build_samples`, re-run by `data.extension`."""
     # whole articles are tokenised, then cut into seq_len samples: no model-length warning
     encoded = tokenizer(corpus.texts, add_special_tokens=False, verbose=False)["input_ids"]
-    per_article = [article_samples(ids, settings.sample_mode, settings.seq_len, tokenizer.cls_token_id,
+    per_article = [article_samples(ids, recipe.sample_mode, recipe.seq_len, tokenizer.cls_token_id,
                                    tokenizer.sep_token_id, tokenizer.pad_token_id) for ids in encoded]
-    rng = np.random.default_rng(settings.seed)
+    rng = np.random.default_rng(recipe.seed)
     train_articles, test_articles = split_by_article([len(s) for s in per_article],
-                                                     settings.test_samples, rng)
+                                                     recipe.test_samples, rng)
     order = rng.permutation(sum(len(per_article[a]) for a in train_articles))
     return PoolLayout(per_article, train_articles, test_articles, order,
                       int(sum(map(len, encoded))))
 
 
-def build_samples(folder: Path, settings: Settings, corpus: Corpus, tokenizer) -> None:
+def build_samples(folder: Path, recipe: SampleRecipe, corpus: Corpus, tokenizer) -> None:
     """Write the shuffled training pool and the masked W_test of a corpus into `folder`.
 
     Files: train_ids.npy [N_pool, seq_len] int32 (W_S = its first W_S rows), test_ids.npy,
@@ -237,12 +257,12 @@ def build_samples(folder: Path, settings: Settings, corpus: Corpus, tokenizer) -
     """
     from .masking import mask_tokens, special_token_ids
 
-    layout = pool_layout(settings, corpus, tokenizer)
+    layout = pool_layout(recipe, corpus, tokenizer)
     train_articles, test_articles = layout.train_articles, layout.test_articles
     train = layout.pool()
-    test = np.stack([row for a in test_articles for row in layout.samples[a]])[: settings.test_samples]
+    test = np.stack([row for a in test_articles for row in layout.samples[a]])[: recipe.test_samples]
     inputs, labels, kinds = mask_tokens(test, special_token_ids(tokenizer), tokenizer.mask_token_id,
-                                        len(tokenizer), settings.mask_prob, seed=settings.seed + 1)
+                                        len(tokenizer), recipe.mask_prob, seed=recipe.seed + 1)
     for name, array in (("train_ids", train), ("test_ids", test), ("test_inputs", inputs),
                         ("test_labels", labels), ("test_kinds", kinds)):
         np.save(folder / f"{name}.npy", array)
@@ -281,10 +301,10 @@ class Samples:
         return np.array(self.array("train_ids")[:ws])
 
 
-def pretraining_samples(settings: Settings, corpus: Corpus, tokenizer, tokenizer_key: str,
+def pretraining_samples(recipe: SampleRecipe, corpus: Corpus, tokenizer, tokenizer_key: str,
                         store: Store | None = None) -> Samples:
-    """The samples artifact for these settings, built when missing."""
+    """The samples artifact of this recipe, built when missing."""
     store = store or Store()
-    folder = store.get_or_build("samples", sample_params(settings, corpus, tokenizer_key),
-                                lambda f: build_samples(f, settings, corpus, tokenizer))
+    folder = store.get_or_build("samples", sample_params(recipe, corpus, tokenizer_key),
+                                lambda f: build_samples(f, recipe, corpus, tokenizer))
     return Samples(folder)

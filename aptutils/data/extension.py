@@ -18,37 +18,54 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import DataError
-from ..core.params import Settings
+from ..core.recipes import Recipe
 from ..core.store import Store
-from ..data.corpus import pool_layout
+from ..data.corpus import SampleRecipe, pool_layout
 from ..data.pretraining import PretrainingData
 
 ORDER_SEED_OFFSET = 20_011  # the seeded order of the eligible articles: seed + this
 
 
-def trained_reach(settings: Settings) -> int:
-    """How many leading rows of the training pool some model or reader trains on: for the book's
-    W_S series its largest W_S (every model trains on its first W_S rows, the readers on at most
-    `probe_samples` of them, whatever `analysis_ws`); for an external checkpoint (`model`) its
-    readers' min(probe_samples, W_S read), W_S read being `analysis_ws` or the largest of ws_list."""
-    largest = max(settings.ws_list)
-    if settings.values.get("model") is None:
-        return largest
-    return min(settings.probe_samples, settings.analysis_ws or largest)
+@dataclass(frozen=True)
+class HeldoutRecipe(Recipe):
+    """The pooled W_test of the block counts and baselines: `test_maskings` maskings of W_test
+    (drawn as its `samples` recipe masks) and of its `test_extension`, which stays clear of the
+    pool rows some model or reader trains on (`reach`: from ws_list, model, probe_samples and
+    analysis_ws)."""
+
+    test_maskings: int
+    test_extension: int
+    samples: SampleRecipe
+    ws_list: tuple[int, ...]
+    model: str | None
+    probe_samples: int
+    analysis_ws: int | None
+
+    @property
+    def reach(self) -> int:
+        """How many leading rows of the training pool some model or reader trains on: for the
+        book's W_S series its largest W_S (every model trains on its first W_S rows, the readers
+        on at most `probe_samples` of them, whatever `analysis_ws`); for an external checkpoint
+        (`model`) its readers' min(probe_samples, W_S read), W_S read being `analysis_ws` or the
+        largest of ws_list."""
+        largest = max(self.ws_list)
+        if self.model is None:
+            return largest
+        return min(self.probe_samples, self.analysis_ws or largest)
 
 
-def extension_params(settings: Settings, data: PretrainingData) -> dict:
+def extension_params(recipe: HeldoutRecipe, data: PretrainingData) -> dict:
     """Exactly what determines the extension: the samples artifact (corpus, tokenizer, sampling,
     split, seed), the rows it stays clear of and its size. Its masks are drawn when read."""
-    return {"samples": data.samples.folder.name, "reach": trained_reach(settings),
-            **settings.subset(("test_extension", "seed"))}
+    return {"samples": data.samples.folder.name, "reach": recipe.reach,
+            "test_extension": recipe.test_extension, "seed": recipe.samples.seed}
 
 
-def build_extension(folder: Path, settings: Settings, data: PretrainingData) -> None:
+def build_extension(folder: Path, recipe: HeldoutRecipe, data: PretrainingData) -> None:
     """Write ids.npy [test_extension, seq_len] int32, pool_rows.npy [test_extension] (where each
     sample sits in `train_ids`) and stats.json (samples, articles, their ids, what was eligible)."""
-    reach, wanted = trained_reach(settings), settings.test_extension
-    layout = pool_layout(settings, data.corpus, data.tokenizer)
+    reach, wanted = recipe.reach, recipe.test_extension
+    layout = pool_layout(recipe.samples, data.corpus, data.tokenizer)
     pool = layout.pool()
     if not np.array_equal(pool, data.samples.array("train_ids")):
         raise DataError(f"test_extension={wanted}: the training pool re-derived from the corpus "
@@ -64,7 +81,7 @@ def build_extension(folder: Path, settings: Settings, data: PretrainingData) -> 
                         f"training pool are eligible (whole articles none of whose samples is "
                         f"among its first {reach:,} rows, which models and readers train on); "
                         f"lower test_extension to at most {sum(sizes.values())}")
-    order = np.random.default_rng(settings.seed + ORDER_SEED_OFFSET).permutation(eligible)
+    order = np.random.default_rng(recipe.samples.seed + ORDER_SEED_OFFSET).permutation(eligible)
     chosen = order[: int(np.searchsorted(np.cumsum([sizes[int(a)] for a in order]), wanted)) + 1]
     row_of = np.argsort(layout.order)  # a sample's place, training articles end to end -> pool row
     starts = np.cumsum([0] + [len(layout.samples[a]) for a in layout.train_articles])
@@ -96,11 +113,11 @@ class Extension:
         return json.loads((self.folder / "stats.json").read_text())
 
 
-def heldout_extension(settings: Settings, data: PretrainingData,
+def heldout_extension(recipe: HeldoutRecipe, data: PretrainingData,
                       store: Store | None = None) -> Extension | None:
-    """The extension of W_test for these settings, built when missing; None for test_extension 0."""
-    if not settings.test_extension:
+    """The extension of W_test of this recipe, built when missing; None for test_extension 0."""
+    if not recipe.test_extension:
         return None
     store = store or Store()
-    return Extension(store.get_or_build("test-extension", extension_params(settings, data),
-                                        lambda folder: build_extension(folder, settings, data)))
+    return Extension(store.get_or_build("test-extension", extension_params(recipe, data),
+                                        lambda folder: build_extension(folder, recipe, data)))

@@ -14,9 +14,8 @@ from typing import Iterator
 import numpy as np
 
 from ..core.counts import MASKED
-from ..core.params import Settings
 from ..core.store import Store
-from ..data.extension import heldout_extension, trained_reach
+from ..data.extension import HeldoutRecipe, heldout_extension
 from ..data.masking import mask_tokens, special_token_ids
 from ..data.pretraining import PretrainingData
 
@@ -58,35 +57,35 @@ def heldout_maskings(data: PretrainingData, count: int, mask_prob: float, seed: 
             yield tuple(np.concatenate([np.asarray(a), b]) for a, b in zip(own, more))
 
 
-def settings_maskings(settings: Settings, data: PretrainingData,
-                      store: Store | None = None) -> Iterator[Masking]:
-    """The `test_maskings` maskings of W_test and its `test_extension` under a run's settings
-    (mask_prob, seed). The extension is fetched (or built) at once, so a `test_extension` larger
-    than the pool allows stops here, before any masking is read."""
-    extension = heldout_extension(settings, data, store)
-    return heldout_maskings(data, settings.test_maskings, settings.mask_prob, settings.seed,
-                            None if extension is None else extension.ids)
+def recipe_maskings(recipe: HeldoutRecipe, data: PretrainingData,
+                    store: Store | None = None) -> Iterator[Masking]:
+    """The `test_maskings` maskings of W_test and its `test_extension` of a recipe (mask_prob,
+    seed). The extension is fetched (or built) at once, so a `test_extension` larger than the
+    pool allows stops here, before any masking is read."""
+    extension = heldout_extension(recipe, data, store)
+    return heldout_maskings(data, recipe.test_maskings, recipe.samples.mask_prob,
+                            recipe.samples.seed, None if extension is None else extension.ids)
 
 
-def maskings_params(settings: Settings) -> dict:
+def maskings_params(recipe: HeldoutRecipe) -> dict:
     """What determines the pooled maskings beyond the samples artifact (part of the keys of the
     counts over them): their number and the extension's size and reach."""
-    return {"test_maskings": settings.test_maskings, "test_extension": settings.test_extension,
-            "reach": trained_reach(settings) if settings.test_extension else None}
+    return {"test_maskings": recipe.test_maskings, "test_extension": recipe.test_extension,
+            "reach": recipe.reach if recipe.test_extension else None}
 
 
-def heldout_description(settings: Settings, data: PretrainingData,
+def heldout_description(recipe: HeldoutRecipe, data: PretrainingData,
                         store: Store | None = None) -> dict:
     """What the pooled W_test is, for chapters to quote: samples and articles (held out /
     extension / both), `reach` (pool rows models and readers train on; None without extension),
     `maskings` and `masked`, the masked positions of each masking (original + extension)."""
     stats = data.samples.stats
-    extension = heldout_extension(settings, data, store)
+    extension = heldout_extension(recipe, data, store)
     more = extension.stats if extension is not None else {"samples": 0, "articles": 0}
     masked = [int((np.asarray(kinds) == MASKED).sum())
-              for _, _, kinds in settings_maskings(settings, data, store)]
+              for _, _, kinds in recipe_maskings(recipe, data, store)]
     return {"held_out_samples": stats["test_samples"], "held_out_articles": stats["test_articles"],
             "extension_samples": more["samples"], "extension_articles": more["articles"],
             "samples": stats["test_samples"] + more["samples"],
             "articles": stats["test_articles"] + more["articles"],
-            "reach": more.get("reach"), "maskings": settings.test_maskings, "masked": masked}
+            "reach": more.get("reach"), "maskings": recipe.test_maskings, "masked": masked}

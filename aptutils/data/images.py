@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.params import Settings
+from ..core.recipes import Recipe
 from ..core.store import Store
 from ..data.corpus import load_hub_split, load_mirror_split, mirror_root
 
@@ -40,11 +40,19 @@ class ImageData:
     folder: Path
 
 
-def resolved_image_data(settings: Settings) -> str:
+@dataclass(frozen=True)
+class ImageRecipe(Recipe):
+    """Which images: `image_data` (auto resolves by `profile`)."""
+
+    image_data: str
+    profile: str
+
+
+def resolved_image_data(recipe: ImageRecipe) -> str:
     """What `image_data=auto` means: digits on the smoke profile, cifar10 elsewhere."""
-    if settings.image_data != "auto":
-        return settings.image_data
-    return "digits" if settings.profile == "smoke" else "cifar10"
+    if recipe.image_data != "auto":
+        return recipe.image_data
+    return "digits" if recipe.profile == "smoke" else "cifar10"
 
 
 def image_source(name: str) -> str:
@@ -92,10 +100,10 @@ def build_digits(folder: Path) -> None:
     (folder / "label_names.json").write_text(json.dumps([str(d) for d in range(10)]))
 
 
-def image_data(settings: Settings, store: Store | None = None) -> ImageData:
+def image_data(recipe: ImageRecipe, store: Store | None = None) -> ImageData:
     """The decoded images of `image_data` (an artifact keyed by dataset and source)."""
     store = store or Store()
-    name = resolved_image_data(settings)
+    name = resolved_image_data(recipe)
     source = image_source(name)
     build = build_digits if name == "digits" else (lambda f: build_cifar10(f, source))
     folder = store.get_or_build("images", {"data": name, "source": source}, build)

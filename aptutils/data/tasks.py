@@ -18,8 +18,8 @@ from typing import Sequence
 import numpy as np
 
 from ..core.errors import DataError, ParameterError
-from ..core.params import Settings
-from ..core.store import Store, artifact_key
+from ..core.recipes import Recipe
+from ..core.store import Store
 from ..data.corpus import (
     article_samples,
     load_hub_split,
@@ -34,7 +34,6 @@ from ..data.entities import (
     marker_ids,
 )
 from ..data.pretraining import PretrainingData
-from ..data.tokenizer import tokenizer_params
 
 TASKS = ("few_rel", "dbpedia_14")
 TASK_TITLES = {"few_rel": "FewRel", "dbpedia_14": "DBpedia-14"}
@@ -55,9 +54,40 @@ def check_task(name: str) -> str:
     return name
 
 
-def task_source(settings: Settings) -> str:
+@dataclass(frozen=True)
+class FewRelRecipe(Recipe):
+    """FewRel's sample: relations, sentences per relation, entity markers."""
+
+    few_rel_labels: int
+    few_rel_train: int
+    few_rel_test: int
+    entity_markers: str
+
+
+@dataclass(frozen=True)
+class DBpediaRecipe(Recipe):
+    """DBpedia-14's sample: classes and abstracts per class."""
+
+    dbpedia_labels: int
+    dbpedia_train: int
+    dbpedia_test: int
+
+
+@dataclass(frozen=True)
+class TaskRecipe(Recipe):
+    """Both fine-tuning tasks: where they come from (`corpus`), the length and seed of their
+    samples, and each task's own knobs (a field named as the task)."""
+
+    corpus: str
+    seq_len: int
+    seed: int
+    few_rel: FewRelRecipe
+    dbpedia_14: DBpediaRecipe
+
+
+def task_source(recipe: TaskRecipe) -> str:
     """mirror when $APTBOOK_DATA is set (unless corpus='hub'), else hub."""
-    return "mirror" if mirror_root() is not None and settings.corpus != "hub" else "hub"
+    return "mirror" if mirror_root() is not None and recipe.corpus != "hub" else "hub"
 
 
 def mirror_fingerprint(name: str) -> str:
@@ -133,19 +163,19 @@ class RawTask:
     test_openers: list[tuple[int, int]] | None = None
 
 
-def raw_fewrel(settings: Settings, source: str) -> RawTask:
+def raw_fewrel(recipe: FewRelRecipe, seed: int, source: str) -> RawTask:
     """FewRel sampled per relation from one pool; rows with bad entity indices skipped, counted."""
     dataset = load_fewrel(source)
-    marked = [fewrel_marked(row, settings.entity_markers) for row in dataset]
+    marked = [fewrel_marked(row, recipe.entity_markers) for row in dataset]
     usable = [i for i, item in enumerate(marked) if item is not None]
     relations = np.array(dataset["relation"])[usable]
     names = {rel: f"{rel} {name[0]}" if len(name) else rel
              for rel, name in zip(dataset["relation"], dataset["names"])}
-    chosen = first_labels(sorted(set(relations)), settings.few_rel_labels, "few_rel_labels",
+    chosen = first_labels(sorted(set(relations)), recipe.few_rel_labels, "few_rel_labels",
                           f"FewRel ({source})")
-    rng = np.random.default_rng(settings.seed)
-    train, test = split_pool_per_label(relations, chosen, settings.few_rel_train,
-                                       settings.few_rel_test, rng)
+    rng = np.random.default_rng(seed)
+    train, test = split_pool_per_label(relations, chosen, recipe.few_rel_train,
+                                       recipe.few_rel_test, rng)
     index = {rel: i for i, rel in enumerate(chosen)}
     train_rows, test_rows = [marked[usable[i]] for i in train], [marked[usable[i]] for i in test]
     return RawTask([m.text for m in train_rows], np.array([index[r] for r in relations[train]]),
@@ -154,15 +184,15 @@ def raw_fewrel(settings: Settings, source: str) -> RawTask:
                    [m.openers for m in train_rows], [m.openers for m in test_rows])
 
 
-def raw_dbpedia(settings: Settings, source: str) -> RawTask:
+def raw_dbpedia(recipe: DBpediaRecipe, seed: int, source: str) -> RawTask:
     """DBpedia-14 sampled per class: training rows from its train split, test rows from its test split."""
     train_set, test_set = load_dbpedia(source, "train"), load_dbpedia(source, "test")
     class_names = getattr(train_set.features["label"], "names", None)
     present = sorted(set(train_set["label"]))
-    chosen = first_labels(present, settings.dbpedia_labels, "dbpedia_labels", f"DBpedia-14 ({source})")
-    rng = np.random.default_rng(settings.seed)
-    train = sample_per_label(np.array(train_set["label"]), chosen, settings.dbpedia_train, rng)
-    test = sample_per_label(np.array(test_set["label"]), chosen, settings.dbpedia_test, rng)
+    chosen = first_labels(present, recipe.dbpedia_labels, "dbpedia_labels", f"DBpedia-14 ({source})")
+    rng = np.random.default_rng(seed)
+    train = sample_per_label(np.array(train_set["label"]), chosen, recipe.dbpedia_train, rng)
+    test = sample_per_label(np.array(test_set["label"]), chosen, recipe.dbpedia_test, rng)
     index = {label: i for i, label in enumerate(chosen)}
     train_rows, test_rows = train_set.select(train), test_set.select(test)
     return RawTask(list(train_rows["content"]), np.array([index[x] for x in train_rows["label"]]),
@@ -219,19 +249,15 @@ class Task:
         return TASK_TITLES[self.name]
 
 
-TASK_KNOBS = {"few_rel": ("few_rel_labels", "few_rel_train", "few_rel_test", "entity_markers"),
-              "dbpedia_14": ("dbpedia_labels", "dbpedia_train", "dbpedia_test")}
-
-
-def task_params(settings: Settings, name: str, data: PretrainingData) -> dict:
+def task_params(recipe: TaskRecipe, name: str, data: PretrainingData) -> dict:
     """Exactly what determines a task artifact: data source, tokenizer, seq_len, seed, its knobs."""
-    source = task_source(settings)
+    source = task_source(recipe)
     origin = (f"mirror:{mirror_fingerprint(name)}" if source == "mirror"
               else (FEWREL_HUB_ID if name == "few_rel" else DBPEDIA_HUB_ID))
     layout = {"rows": "entity-window"} if name == "few_rel" else {}
     return {"task": name, "source": origin, **layout,
-            "tokenizer": artifact_key("tokenizer", tokenizer_params(settings, data.corpus)),
-            **settings.subset(("seq_len", "seed", *TASK_KNOBS[name]))}
+            "tokenizer": data.tokenizer_key, "seq_len": recipe.seq_len, "seed": recipe.seed,
+            **getattr(recipe, name).key()}
 
 
 def per_label_counts(labels: np.ndarray, classes: int) -> list[int]:
@@ -249,24 +275,24 @@ def write_fewrel_split(folder: Path, split: str, tokenizer, texts: list[str],
             "first": texts[rows.kept[0]] if len(rows.kept) else ""}
 
 
-def build_task(folder: Path, settings: Settings, name: str, tokenizer) -> None:
+def build_task(folder: Path, recipe: TaskRecipe, name: str, tokenizer) -> None:
     """Sample, mark (FewRel) and tokenise a task; write its arrays and task.json into `folder`."""
-    source = task_source(settings)
+    source = task_source(recipe)
     if name == "few_rel":
-        check_markers(tokenizer, settings.entity_markers)
-        raw = raw_fewrel(settings, source)
+        check_markers(tokenizer, recipe.few_rel.entity_markers)
+        raw = raw_fewrel(recipe.few_rel, recipe.seed, source)
         train, test = (write_fewrel_split(folder, split, tokenizer, texts, openers, labels,
-                                          settings.seq_len)
+                                          recipe.seq_len)
                        for split, texts, openers, labels in (
                            ("train", raw.train_texts, raw.train_openers, raw.train_labels),
                            ("test", raw.test_texts, raw.test_openers, raw.test_labels)))
         extra = {"markers_too_far": train["dropped"] + test["dropped"],
-                 "marker_ids": marker_ids(tokenizer, settings.entity_markers)}
+                 "marker_ids": marker_ids(tokenizer, recipe.few_rel.entity_markers)}
     else:
-        raw = raw_dbpedia(settings, source)
+        raw = raw_dbpedia(recipe.dbpedia_14, recipe.seed, source)
         train, test = {"labels": raw.train_labels}, {"labels": raw.test_labels, "first": raw.test_texts[0]}
         for split, texts, part in (("train", raw.train_texts, train), ("test", raw.test_texts, test)):
-            ids, part["cut"] = encode_rows(tokenizer, texts, settings.seq_len)
+            ids, part["cut"] = encode_rows(tokenizer, texts, recipe.seq_len)
             np.save(folder / f"{split}_ids.npy", ids)
             np.save(folder / f"{split}_labels.npy", part["labels"])
         extra = {}
@@ -278,14 +304,16 @@ def build_task(folder: Path, settings: Settings, name: str, tokenizer) -> None:
     (folder / "task.json").write_text(json.dumps(info))
 
 
-def load_task(settings: Settings, name: str, data: PretrainingData, store: Store | None = None) -> Task:
-    """The task artifact for these settings, built when missing."""
+def load_task(recipe: TaskRecipe, name: str, data: PretrainingData,
+              store: Store | None = None) -> Task:
+    """The task artifact of this recipe, built when missing."""
     store = store or Store()
-    folder = store.get_or_build("task", task_params(settings, check_task(name), data),
-                                lambda f: build_task(f, settings, name, data.tokenizer))
+    folder = store.get_or_build("task", task_params(recipe, check_task(name), data),
+                                lambda f: build_task(f, recipe, name, data.tokenizer))
     return Task(name, folder)
 
 
-def load_tasks(settings: Settings, data: PretrainingData, store: Store | None = None) -> dict[str, Task]:
+def load_tasks(recipe: TaskRecipe, data: PretrainingData,
+               store: Store | None = None) -> dict[str, Task]:
     """Both tasks, FewRel first."""
-    return {name: load_task(settings, name, data, store) for name in TASKS}
+    return {name: load_task(recipe, name, data, store) for name in TASKS}

@@ -4,10 +4,11 @@ Used by chapter 1 and every chapter that tokenises text.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import DataError
-from ..core.params import Settings
+from ..core.recipes import Recipe
 from ..core.store import Store
 from ..data.checkpoint import checkpoint_tokenizer, checkpoint_tokenizer_params
 from ..data.corpus import Corpus, mirror_root
@@ -56,15 +57,25 @@ def sorted_vocab(vocab: dict[str, int]) -> dict[str, int]:
     return {token: i for i, token in enumerate(SPECIAL_TOKENS + rest)}
 
 
-def tokenizer_params(settings: Settings, corpus: Corpus) -> dict:
+@dataclass(frozen=True)
+class TokenizerRecipe(Recipe):
+    """Which tokenizer: an external checkpoint's own (`model`), a wordpiece of `vocab_size`
+    trained on the corpus, or one loaded by name (`tokenizer`)."""
+
+    tokenizer: str
+    vocab_size: int
+    model: str | None
+
+
+def tokenizer_params(recipe: TokenizerRecipe, corpus: Corpus) -> dict:
     """What determines the tokenizer: a trained one depends on the corpus and vocabulary size;
     an external checkpoint's (`model`) on its folder and files."""
-    if settings.values.get("model") is not None:
-        return checkpoint_tokenizer_params(settings.model)
-    if settings.tokenizer == "wordpiece":
-        return {"kind": "wordpiece", "corpus": corpus.fingerprint, "vocab_size": settings.vocab_size,
+    if recipe.model is not None:
+        return checkpoint_tokenizer_params(recipe.model)
+    if recipe.tokenizer == "wordpiece":
+        return {"kind": "wordpiece", "corpus": corpus.fingerprint, "vocab_size": recipe.vocab_size,
                 "ids": "sorted"}
-    return {"kind": "pretrained", "name": settings.tokenizer}
+    return {"kind": "pretrained", "name": recipe.tokenizer}
 
 
 def tokenizer_source(name: str) -> str:
@@ -76,26 +87,26 @@ def tokenizer_source(name: str) -> str:
     return name
 
 
-def load_tokenizer(settings: Settings, corpus: Corpus, store: Store | None = None):
-    """The tokenizer for these settings: an external checkpoint's own (`model`), else trained
-    and cached in the store, or loaded by name."""
+def load_tokenizer(recipe: TokenizerRecipe, corpus: Corpus, store: Store | None = None):
+    """The tokenizer of this recipe: an external checkpoint's own (`model`), else trained and
+    cached in the store, or loaded by name."""
     from transformers import AutoTokenizer
 
-    if settings.values.get("model") is not None:
-        return checkpoint_tokenizer(settings.model)
-    if settings.tokenizer == "wordpiece":
+    if recipe.model is not None:
+        return checkpoint_tokenizer(recipe.model)
+    if recipe.tokenizer == "wordpiece":
         store = store or Store()
-        folder = store.get_or_build("tokenizer", tokenizer_params(settings, corpus),
-                                    lambda f: train_wordpiece(corpus.texts, settings.vocab_size, f))
+        folder = store.get_or_build("tokenizer", tokenizer_params(recipe, corpus),
+                                    lambda f: train_wordpiece(corpus.texts, recipe.vocab_size, f))
         return AutoTokenizer.from_pretrained(folder)
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the error below says it once, in one line
     try:
-        return AutoTokenizer.from_pretrained(tokenizer_source(settings.tokenizer))
+        return AutoTokenizer.from_pretrained(tokenizer_source(recipe.tokenizer))
     except Exception as error:
-        raise DataError(f"tokenizer={settings.tokenizer!r} cannot be loaded ({type(error).__name__}); "
+        raise DataError(f"tokenizer={recipe.tokenizer!r} cannot be loaded ({type(error).__name__}); "
                         f"pass a folder holding a Hugging Face tokenizer (tokenizer.json or "
                         f"vocab.txt), a hub id where there is network, or -p tokenizer "
                         f"wordpiece") from None

@@ -5,13 +5,14 @@ Used by chapter 1 (pre-training) and by every chapter that reads a pre-trained m
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM, BertModel, BertPreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
 
-from ..core.params import Settings
+from ..core.recipes import Recipe
 from ..data.masking import IGNORE
 
 
@@ -75,26 +76,39 @@ def checkpoint_model(folder, with_head: bool, trained: bool, pad_id: int, seed: 
     return model.eval()
 
 
-def bert_config(settings: Settings, vocab_size: int, pad_id: int) -> BertConfig:
-    """The BERT configuration of these settings (post-LN, GELU, tied embeddings, no NSP)."""
+@dataclass(frozen=True)
+class BertRecipe(Recipe):
+    """The architecture of a BERT of the book and the seed of its initialisation."""
+
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    ffn_size: int | None
+    dropout: float
+    seq_len: int
+    seed: int
+
+
+def bert_config(recipe: BertRecipe, vocab_size: int, pad_id: int) -> BertConfig:
+    """The BERT configuration of this recipe (post-LN, GELU, tied embeddings, no NSP)."""
     return BertConfig(
-        vocab_size=vocab_size, hidden_size=settings.hidden_size,
-        num_hidden_layers=settings.num_layers, num_attention_heads=settings.num_heads,
-        intermediate_size=settings.ffn_size or 4 * settings.hidden_size,
-        hidden_dropout_prob=settings.dropout, attention_probs_dropout_prob=settings.dropout,
-        max_position_embeddings=max(512, settings.seq_len), pad_token_id=pad_id,
+        vocab_size=vocab_size, hidden_size=recipe.hidden_size,
+        num_hidden_layers=recipe.num_layers, num_attention_heads=recipe.num_heads,
+        intermediate_size=recipe.ffn_size or 4 * recipe.hidden_size,
+        hidden_dropout_prob=recipe.dropout, attention_probs_dropout_prob=recipe.dropout,
+        max_position_embeddings=max(512, recipe.seq_len), pad_token_id=pad_id,
         type_vocab_size=2, tie_word_embeddings=True,
     )
 
 
-def new_model(settings: Settings, vocab_size: int, pad_id: int,
+def new_model(recipe: BertRecipe, vocab_size: int, pad_id: int,
               device: str = "cpu") -> SparseHeadBertForMaskedLM:
     """A randomly initialised model, seeded by `seed`.
 
     Eager attention on the CPU (measured 1.2x faster than SDPA under bf16 there), SDPA elsewhere.
     """
-    torch.manual_seed(settings.seed)
-    model = SparseHeadBertForMaskedLM(bert_config(settings, vocab_size, pad_id))
+    torch.manual_seed(recipe.seed)
+    model = SparseHeadBertForMaskedLM(bert_config(recipe, vocab_size, pad_id))
     model.set_attn_implementation("eager" if device == "cpu" else "sdpa")
     return model
 

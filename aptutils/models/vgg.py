@@ -6,7 +6,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.params import Settings
 from ..data.images import ImageData
 
 MIN_POOLED_SIDE = 4  # maps narrower than this are not pooled, so the last maps stay >= 2x2
@@ -67,12 +66,13 @@ def channel_mean_std(images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
 
 
-def new_cnn(settings: Settings, data: ImageData, train_images: np.ndarray) -> VGGStyleCNN:
-    """A seeded CNN for these images, its input standardised with their per-channel mean and std."""
-    torch.manual_seed(settings.seed)
+def new_cnn(depth: int, width: int, seed: int, data: ImageData,
+            train_images: np.ndarray) -> VGGStyleCNN:
+    """A CNN of `depth` conv layers, `width` first channels, seeded by `seed`, for these images,
+    its input standardised with their per-channel mean and std."""
+    torch.manual_seed(seed)
     height, _, channels = data.train_images.shape[1:]
-    model = VGGStyleCNN(settings.cnn_depth, settings.cnn_width, height, channels,
-                        len(data.label_names))
+    model = VGGStyleCNN(depth, width, height, channels, len(data.label_names))
     mean, std = channel_mean_std(train_images)
     model.input_mean.copy_(mean)
     model.input_std.copy_(std.clamp_min(1e-3))

@@ -6,15 +6,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..analysis.clusters import ClusterRule
-from ..analysis.filters import (
-    confusion_partitions,
-    layer_filter_labels,
-    reference_partition,
-    sharpest_filters,
-)
+from ..analysis.filters import layer_filter_labels, sharpest_filters
 from ..core.exports import export_figures
-from ..core.params import Settings
 from ..data.images import ImageData
 from ..readout.layers import LayerReadout
 from ..reports.ch7_image_analogy import TextBlocks
@@ -56,12 +49,11 @@ def filter_fields_figure(readout: LayerReadout, threshold: float, names: tuple[s
     return figure
 
 
-def layer_confusion_figure(readout: LayerReadout, settings: Settings,
+def layer_confusion_figure(readout: LayerReadout, order: np.ndarray,
                            names: tuple[str, ...]) -> plt.Figure:
     """The label confusions of the first and the last conv layer's new output layers, each row as
-    shares of its label's test images, labels ordered by the clusters of `reference_partition`."""
-    own = confusion_partitions(readout, ClusterRule.from_settings(settings))
-    order = np.argsort(reference_partition(own).full_labels, kind="stable")
+    shares of its label's test images, labels in `order` (`ch7_image_analogy.confusion_label_order`:
+    grouped by cluster)."""
     layers = dict.fromkeys((1, len(readout.accuracy)))
     return task_figures.label_confusion_figure(
         {f"layer {k}": readout.confusions[k - 1][np.ix_(order, order)] for k in layers},

@@ -13,16 +13,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.device import autocast, resolved_device
-from ..core.params import Settings
+from ..core.device import autocast
+from ..core.recipes import Recipe
 from ..core.store import Store
 from ..data.images import ImageData, training_images
 from ..models.vgg import VGGStyleCNN
 from ..readout.readers import LayerReader
-from ..training.cnn import EVAL_BATCH, TrainedCNN
+from ..training.cnn import EVAL_BATCH, CNNRecipe, TrainedCNN
 from ..training.heads import train_heads_jointly
 
-READOUT_KNOBS = ("head_epochs", "feature_grid")
+
+
+@dataclass(frozen=True)
+class LayerHeadsRecipe(Recipe):
+    """The new output layers on the CNN's frozen layers: exactly the knobs of their key (beside
+    the CNN), and the CNN's recipe they train with (its images, seed and device)."""
+
+    head_epochs: float
+    feature_grid: int
+    cnn: CNNRecipe
 HEAD_LEARNING_RATE = 1e-2
 HEAD_BATCH = 256
 
@@ -127,16 +136,17 @@ def read_layer(reader: LayerReader, layer: int, test_features: torch.Tensor,
 READOUT_ARRAYS = ("fields", "activity", "filter_accuracy")
 
 
-def build_layer_readout(folder: Path, settings: Settings, data: ImageData, cnn: TrainedCNN) -> None:
+def build_layer_readout(folder: Path, recipe: LayerHeadsRecipe, data: ImageData,
+                        cnn: TrainedCNN) -> None:
     """Cache every layer's features in one pass, train all heads, read every layer on the test set."""
-    model, device, grid = cnn.load(), resolved_device(settings), settings.feature_grid
-    images, labels = training_images(data, settings.image_train_samples, settings.seed)
+    seed = recipe.cnn.seed
+    model, device, grid = cnn.load(), recipe.cnn.compute.torch_device, recipe.feature_grid
+    images, labels = training_images(data, recipe.cnn.image_train_samples, seed)
     started = time.time()
     train_features = layer_features(model, images, grid, device)
-    heads = new_heads(train_features, len(data.label_names), settings.seed)
-    losses = train_heads_jointly(heads, train_features, torch.from_numpy(labels), settings.head_epochs,
-                                 HEAD_LEARNING_RATE, HEAD_BATCH, settings.seed, bf16=False,
-                                 progress=True)
+    heads = new_heads(train_features, len(data.label_names), seed)
+    losses = train_heads_jointly(heads, train_features, torch.from_numpy(labels), recipe.head_epochs,
+                                 HEAD_LEARNING_RATE, HEAD_BATCH, seed, bf16=False, progress=True)
     del train_features
     reader, test_labels = LayerReader(heads), torch.from_numpy(data.test_labels)
     test_features = layer_features(model, data.test_images, grid, device)
@@ -153,13 +163,13 @@ def build_layer_readout(folder: Path, settings: Settings, data: ImageData, cnn: 
           flush=True)
 
 
-def layer_readout(settings: Settings, data: ImageData, cnn: TrainedCNN,
+def layer_readout(recipe: LayerHeadsRecipe, data: ImageData, cnn: TrainedCNN,
                   store: Store | None = None) -> LayerReadout:
     """The per-layer readout of a trained CNN (an artifact keyed by the CNN and the head knobs)."""
     store = store or Store()
-    params = {"cnn": cnn.folder.name, **settings.subset(READOUT_KNOBS)}
+    params = {"cnn": cnn.folder.name, **recipe.key()}
     folder = store.get_or_build("cnn-layers", params,
-                                lambda f: build_layer_readout(f, settings, data, cnn))
+                                lambda f: build_layer_readout(f, recipe, data, cnn))
     saved = np.load(folder / "readout.npz")
     per_layer = {name: [saved[f"{name}_{k}"] for k in range(len(saved["accuracy"]))]
                  for name in READOUT_ARRAYS}

@@ -13,13 +13,14 @@ from ..core.counts import TokenCounts, token_counts
 from ..core.device import resolved_device
 from ..core.params import PROFILES, Settings
 from ..core.verdicts import MODELS_MIME
-from ..data.corpus import Samples, resolved_corpus
+from ..data.corpus import CorpusRecipe, Samples, resolved_corpus
 from ..data.masking import KIND_NAMES, mask_tokens, special_token_ids
 from ..data.pretraining import PretrainingData
 from ..training.equal_steps import SERIES_NAMES
 from ..training.evaluation import heldout_counts
-from ..training.pretrain import PretrainedModel, readout_model
+from ..training.pretrain import PretrainedModel
 from ..training.published import PUBLISHED_DIR
+from ..training.subject import SubjectRecipe, load_subject
 
 PLATEAU_MULTIPLE = 2.0  # off the plateau: masked accuracy at least this multiple of the unigram rule's
 OWN_SAMPLES = 1_000  # memorisation: the first samples of W_S (in every W_S of the nested series)
@@ -39,7 +40,7 @@ EXAMPLE_SENTENCE = ("Anarchism is a political philosophy and movement that is sk
 def corpus_table(settings: Settings, data: PretrainingData) -> pd.DataFrame:
     """Where the text came from and how much of it each split holds."""
     stats = data.samples.stats
-    source = resolved_corpus(settings)
+    source = resolved_corpus(settings.recipe(CorpusRecipe))
     rows = [
         ("source", SOURCE_NOTES[source]),
         ("articles (pre-training pool / W_test)",
@@ -228,12 +229,13 @@ def model_records(settings: Settings, series: dict[int, PretrainedModel], data: 
     samples, tokenizer = data.samples, data.tokenizer
     test = tuple(np.asarray(samples.array(n)) for n in ("test_inputs", "test_labels", "test_kinds"))
     own = own_samples(samples, settings.ws_list, tokenizer, settings.mask_prob, settings.seed)
-    device = resolved_device(settings)
+    device = resolved_device(settings.device)
 
     def read(model) -> TokenCounts:
         return heldout_counts(model.to(device), *test, device=device, precision=settings.precision)
 
-    untrained_figures = kind_figures(read(readout_model(settings, max(series), False, data, None)[0]))
+    untrained = load_subject(settings.recipe(SubjectRecipe), data, trained=False, ws=max(series))
+    untrained_figures = kind_figures(read(untrained.model))
     records = []
     for name, models in _named(series, steps_series).items():
         for ws, model in sorted(models.items()):

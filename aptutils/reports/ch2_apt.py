@@ -10,14 +10,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..analysis.apt import CONFIDENCE, apt_table, binned_means, depth_curve
+from ..analysis.apt import (
+    INTERVAL_LEVEL,
+    Interval,
+    apt_table,
+    binned_means,
+    depth_curve,
+    spearman_rho,
+)
 from ..analysis.baselines import RULES
 from ..analysis.rises import (
-    Interval,
     PositionReading,
     Rise,
     low_frequency_share,
-    rank_correlation,
     rank_trend,
     rank_trend_beyond,
     rise_along,
@@ -52,13 +57,14 @@ def c1_verdict(last: TokenCounts, rules: dict[str, TokenCounts], frequency: np.n
     rule with the highest rho lies above 0 too (a rule that always answers the commonest token
     has APT 1 on it and 0 elsewhere: a small rho > 0 that a plateau model shares)."""
     trend = rank_trend(reading.apt(last), frequency, N_BOOT, seed)
-    rule_rhos = {r: rank_correlation(reading.apt(rules[r]), frequency) for r in RULES if r in rules}
+    ranked = np.where(np.asarray(frequency) > 0, frequency, np.nan)  # rank_trend's tokens
+    rule_rhos = {r: spearman_rho(ranked, reading.apt(rules[r])) for r in RULES if r in rules}
     rule = max(rule_rhos, key=lambda r: np.nan_to_num(rule_rhos[r], nan=-2.0))
     beyond = rank_trend_beyond(reading.apt(last), reading.apt(rules[rule]), frequency, N_BOOT,
                                seed)
     bar = np.nan_to_num(rule_rhos[rule], nan=0.0)
     statistic = (f"Spearman ρ of APT(t) vs W_S frequency at {where}, {reading.describe()}; holds "
-                 f"if its {CONFIDENCE:.0%} bootstrap CI lies above 0 and the paired CI of ρ minus "
+                 f"if its {INTERVAL_LEVEL:.0%} bootstrap CI lies above 0 and the paired CI of ρ minus "
                  "the ρ of the trivial rule with the highest ρ lies above 0")
     shown = f"ρ = {trend} over {trend.n:,} tokens; '{rule}' rule's ρ = {bar:.3f}"
     if trend.n < 3 or not np.isfinite(trend.estimate):
@@ -97,7 +103,7 @@ def c3_verdict(rise: Rise, blocks: list[BlockCounts], rules: dict[str, TokenCoun
     """C3: <APT> (reading) higher at the last block than at block 0 (paired bootstrap interval
     over tokens above 0), and no block-to-block step significantly below 0."""
     last = rise.points[-1]
-    statistic = (f"{protocol}: paired bootstrap {CONFIDENCE:.0%} CI over tokens of ⟨APT⟩(block "
+    statistic = (f"{protocol}: paired bootstrap {INTERVAL_LEVEL:.0%} CI over tokens of ⟨APT⟩(block "
                  f"{last}) − ⟨APT⟩(block 0), {reading.describe()}; holds if it lies above 0 and "
                  "no block-to-block step's CI lies below 0")
     dip = rise.largest_dip()
@@ -136,7 +142,7 @@ def c4_verdict(share: Interval, rise: Rise, reading: PositionReading, protocol: 
     significant."""
     statistic = (f"{protocol}: share of the block 0 → {rise.points[-1]} rise of ⟨APT⟩ from the "
                  f"tokens below the median W_S frequency, {reading.describe()}; holds if its "
-                 f"{CONFIDENCE:.0%} bootstrap CI lies above {SHARE_BAR:.0%}; measured only if the "
+                 f"{INTERVAL_LEVEL:.0%} bootstrap CI lies above {SHARE_BAR:.0%}; measured only if the "
                  "rise itself is significant (C3)")
     shown = f"low-frequency half: {share.text(percent=True)} of a rise of {rise.total.estimate:+.3f}"
     if not rise.total.above(0):

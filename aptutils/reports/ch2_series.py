@@ -9,10 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..analysis.apt import CONFIDENCE
+from ..analysis.apt import INTERVAL_LEVEL, Interval
 from ..analysis.baselines import RULES, best_rule
 from ..analysis.rises import (
-    Interval,
     PositionReading,
     Rise,
     mean_interval,
@@ -71,7 +70,7 @@ def c2_verdict(rise: Rise, largest: TokenCounts, rules: dict[str, TokenCounts],
                reading: PositionReading, seed: int) -> Verdict:
     """C2: every step up of W_S raises <APT> (reading, last block, each model's own head): the
     paired bootstrap interval over tokens of each step's difference lies above 0."""
-    statistic = (f"per step up of W_S, paired bootstrap {CONFIDENCE:.0%} CI over tokens of the "
+    statistic = (f"per step up of W_S, paired bootstrap {INTERVAL_LEVEL:.0%} CI over tokens of the "
                  f"change of ⟨APT⟩ (last block, model's own head), {reading.describe()}; holds if "
                  "every step's CI lies above 0")
     if rise is None:

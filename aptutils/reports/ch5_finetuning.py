@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..analysis.apt import CONFIDENCE
+from ..analysis.apt import INTERVAL_LEVEL
 from ..core import exports
 from ..core.params import Settings
 from ..core.verdicts import Verdict, decide
@@ -25,8 +25,9 @@ from ..training.finetune import (
     analysis_spec,
     series_models,
 )
-from ..training.pooling import task_pooling
-from ..training.pretrain import analysed_ws
+from ..training.pooling import PoolingRecipe, task_pooling
+from ..training.pretrain import SeriesRecipe
+from ..training.subject import SubjectRecipe
 from .controls import equal_steps_verdict
 
 POOLING_NAMES = {"entity": "states at the two entity markers, [head; tail]",
@@ -54,7 +55,7 @@ def sampling_table(settings: Settings, tasks: dict[str, Task]) -> pd.DataFrame:
             "rows skipped (entity outside sentence)": info["skipped_rows"],
             f"rows dropped (markers {settings.seq_len - 2}+ tokens apart)": info.get("markers_too_far", 0),
             f"inputs cut to seq_len={settings.seq_len}": info["truncated"],
-            "read-out of a block": POOLING_NAMES[task_pooling(settings, name)],
+            "read-out of a block": POOLING_NAMES[task_pooling(settings.recipe(PoolingRecipe), name)],
         }
     return pd.DataFrame(rows).T
 
@@ -127,7 +128,7 @@ def paired_gain_ci(correct_after: np.ndarray, correct_before: np.ndarray, n_boot
     difference = correct_after.astype(float) - correct_before.astype(float)
     rng = np.random.default_rng(seed)
     means = difference[rng.integers(0, len(difference), (n_boot, len(difference)))].mean(1)
-    tail = 100 * (1 - CONFIDENCE) / 2
+    tail = 100 * (1 - INTERVAL_LEVEL) / 2
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(difference.mean()), float(low), float(high)
 
@@ -146,13 +147,13 @@ def block_gains(results: list[FinetuneResult], settings: Settings, protocol: str
     """Per task (the analysis model): accuracy at block 0 and at the last block, the paired gain
     with its bootstrap 95% CI, and its direction. Indexed by task title; columns pooling, first,
     last, gain, ci_low, ci_high, direction."""
-    ws, last = analysed_ws(settings), settings.num_layers
+    ws, last = settings.recipe(SubjectRecipe).ws, settings.num_layers
     rows = {}
     for name in TASKS:
         result = find_result(results, name, protocol, ws)
         first, final = result.correct[result.at(0)], result.correct[result.at(last)]
         gain, low, high = paired_gain_ci(final, first, seed=settings.seed)
-        rows[TASK_TITLES[name]] = {"pooling": task_pooling(settings, name), "first": first.mean(),
+        rows[TASK_TITLES[name]] = {"pooling": task_pooling(settings.recipe(PoolingRecipe), name), "first": first.mean(),
                                    "last": final.mean(), "gain": gain, "ci_low": low, "ci_high": high,
                                    "direction": direction(low, high)}
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -185,9 +186,9 @@ def c8_verdict(results: list[FinetuneResult], settings: Settings) -> Verdict:
             f"on {task} ({POOLING_NAMES[row.pooling]}) accuracy {row.direction} from block 0 "
             f"({row.first:.3f}) to block {last} ({row.last:.3f}): its CI "
             f"{_interval(row.ci_low, row.ci_high)} does not lie above 0" for task, row in failing.iterrows())
-    return Verdict("C8", f"{'; '.join(figures)} (block 0 → {last}, {analysis_spec(settings).label}, "
+    return Verdict("C8", f"{'; '.join(figures)} (block 0 → {last}, {analysis_spec(settings.recipe(SubjectRecipe)).label}, "
                    f"frozen trunk)",
-                   f"paired bootstrap {CONFIDENCE:.0%} CI over the test samples of acc(block {last}) "
+                   f"paired bootstrap {INTERVAL_LEVEL:.0%} CI over the test samples of acc(block {last}) "
                    f"− acc(block 0); holds if every task's CI lies above 0", decide(failing.empty),
                    reason)
 
@@ -200,7 +201,7 @@ def c12_protocol(settings: Settings) -> str:
 
 def measured_series(settings: Settings) -> list[str]:
     """The W_S series these settings fine-tune: "epochs", and "steps" with `equal_steps`."""
-    return ["epochs", "steps"] if has_equal_steps(settings) else ["epochs"]
+    return ["epochs", "steps"] if has_equal_steps(settings.recipe(SeriesRecipe)) else ["epochs"]
 
 
 def ws_comparisons(results: list[FinetuneResult], settings: Settings,
@@ -214,10 +215,10 @@ def ws_comparisons(results: list[FinetuneResult], settings: Settings,
     protocol, last = c12_protocol(settings), settings.num_layers
     rows = []
     for name in TASKS:
-        untrained = find_result(results, name, protocol, analysed_ws(settings), pretrained=False)
+        untrained = find_result(results, name, protocol, settings.recipe(SubjectRecipe).ws, pretrained=False)
         for each in [series] if series else measured_series(settings):
             models = [find_result(results, name, protocol, spec.ws, series=spec.series)
-                      for spec in series_models(settings, each)]
+                      for spec in series_models(settings.recipe(SubjectRecipe), each)]
             pairs = [(model, untrained, "vs untrained") for model in models]
             pairs += [(larger, smaller, "step") for smaller, larger in zip(models, models[1:])]
             for after, before, kind in pairs:
@@ -237,11 +238,11 @@ def c12_verdict(results: list[FinetuneResult], settings: Settings,
     series steps back significantly (no step's CI below 0). series "epochs": the paper's
     protocol; "steps": the same rule along the equal-steps series (not measured without it)."""
     protocol, last = c12_protocol(settings), settings.num_layers
-    if settings.values.get("model") is not None:
+    if settings.recipe(SubjectRecipe).external:
         return Verdict("C12", "", f"accuracy at block {last} along the W_S series",
                        decide(None), f"the model is an external checkpoint "
-                       f"({analysis_spec(settings).label}), which has no W_S series")
-    if series == "steps" and not has_equal_steps(settings):
+                       f"({analysis_spec(settings.recipe(SubjectRecipe)).label}), which has no W_S series")
+    if series == "steps" and not has_equal_steps(settings.recipe(SeriesRecipe)):
         return Verdict("C12", "", f"accuracy at block {last} along the equal-steps W_S series",
                        decide(None), "equal_steps is off: the W_S series was trained at equal "
                        "epochs only (-p equal_steps True adds the equal-steps series)")
@@ -263,7 +264,7 @@ def c12_verdict(results: list[FinetuneResult], settings: Settings,
                   f"{beats['ci_low'].min():+.3f}) and " + (
                       f"no W_S step falls significantly (steps: {', '.join(steps['direction'])})"
                       if len(steps) else "the series has one W_S, so no step is compared"))
-    statistic = (f"paired bootstrap {CONFIDENCE:.0%} CIs over the test samples at block {last}: "
+    statistic = (f"paired bootstrap {INTERVAL_LEVEL:.0%} CIs over the test samples at block {last}: "
                  f"each W_S minus the untrained model, and each W_S step; holds if {largest} "
                  f"minus untrained lies above 0 on every task and no step's CI lies below 0 "
                  f"('more so with larger W_S' read as: never significantly less)")
@@ -324,9 +325,9 @@ def _ws_only(label: str) -> str:
 def accuracy_sentence(table: pd.DataFrame, settings: Settings) -> str:
     """One Markdown paragraph: accuracy at block 0 and at the last block per task, against chance
     and the untrained model (frozen protocol)."""
-    last, model = settings.num_layers, analysis_spec(settings).label
+    last, model = settings.num_layers, analysis_spec(settings.recipe(SubjectRecipe)).label
     frozen = table[table["protocol"] == "frozen"].set_index(["task", "model", "block"])["accuracy"]
-    said = analysis_spec(settings).described
+    said = analysis_spec(settings.recipe(SubjectRecipe)).described
     parts = []
     for title, rows in table.groupby("task", sort=False):
         chance = rows["chance"].iloc[0]

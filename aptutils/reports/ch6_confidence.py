@@ -9,12 +9,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..analysis.apt import CONFIDENCE
+from ..analysis.apt import INTERVAL_LEVEL
+from ..analysis.confidence import TokenOccurrences, confidence_frame, reliability_table
 from ..core.counts import reading_name
 from ..core.params import Settings
+from ..core.store import Store
+from ..data.masking import special_token_ids
+from ..data.pretraining import PretrainingData
+from ..readout.reading import CountsRecipe, block_counts
 from ..core.verdicts import Verdict, decide
 from ..data.tasks import TASKS
-from ..training.finetune import analysis_spec
+from ..training.finetune import FinetuneResult, analysis_spec
+from ..training.subject import SubjectRecipe, load_subject
 
 
 def dependence(low: float, high: float, bound: float) -> str:
@@ -26,6 +32,34 @@ def dependence(low: float, high: float, bound: float) -> str:
     if high < 0:
         return "falls with input APT"
     return f"is not pinned down: its CI includes 0 and reaches beyond ±{bound:g}"
+
+
+def last_block_occurrences(settings: Settings, data: PretrainingData,
+                           store: Store | None = None) -> TokenOccurrences:
+    """Chapter 2's reading (`kinds`, `token_min_occurrences`) of the counts at the last block of
+    the analysis model under `protocol` (read, and its readers trained, when missing)."""
+    subject = load_subject(settings.recipe(SubjectRecipe), data, store=store)
+    counts = block_counts(settings.recipe(CountsRecipe), subject, data, store)
+    return TokenOccurrences.of(counts[settings.protocol][-1].counts, settings.kinds,
+                               settings.token_min_occurrences)
+
+
+def analysis_reliability(settings: Settings, results: list[FinetuneResult], data: PretrainingData,
+                         store: Store | None = None) -> pd.DataFrame:
+    """`confidence.reliability_table` of the analysis model's classifiers, with the occurrences
+    of these settings."""
+    return reliability_table(results, settings.recipe(SubjectRecipe).ws,
+                             last_block_occurrences(settings, data, store),
+                             special_token_ids(data.tokenizer), seed=settings.seed)
+
+
+def analysis_confidence(settings: Settings, results: list[FinetuneResult], data: PretrainingData,
+                        store: Store | None = None) -> pd.DataFrame:
+    """`confidence.confidence_frame` of the analysis model with the input APT of these settings
+    (reading, minimum occurrences)."""
+    return confidence_frame(results, settings.recipe(SubjectRecipe).ws,
+                            last_block_occurrences(settings, data, store).apt(),
+                            special_token_ids(data.tokenizer))
 
 
 def _last_block_rows(correlations: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -67,8 +101,8 @@ def c9_verdict(correlations: pd.DataFrame, reliability: pd.DataFrame, settings: 
             f"on {r.task} confidence {dependence(r.ci_low, r.ci_high, bound)}"
             for r in rows[~within].itertuples()))
         reason = f"input APT is reliable ({shown}) and the positive control is flagged; {found}"
-    return Verdict("C9", f"{this_run}; block {last}, frozen trunk, {analysis_spec(settings).label}",
-                   f"Spearman ρ(max-softmax confidence, mean input APT) with bootstrap {CONFIDENCE:.0%} "
+    return Verdict("C9", f"{this_run}; block {last}, frozen trunk, {analysis_spec(settings.recipe(SubjectRecipe)).label}",
+                   f"Spearman ρ(max-softmax confidence, mean input APT) with bootstrap {INTERVAL_LEVEL:.0%} "
                    f"CI; input APT on the {reading_name(settings.kinds)} W_test positions of tokens "
                    f"seen there {settings.token_min_occurrences}+ times; holds if every CI lies within "
                    f"±{bound:g}; not measured if input APT's split-half reliability is below {least:g} "
@@ -122,7 +156,7 @@ def coverage_sentence(coverage: pd.DataFrame, settings: Settings) -> str:
     parts = [f"{row.Index}: {row.tokens_without_apt:,} of {row.input_tokens:,} input tokens "
              f"({row.share_without_apt:.1%}) and {row.samples_dropped:,} of {row.test_samples:,} "
              f"samples" for row in coverage.itertuples()]
-    return (f"APT comes from the last block of {analysis_spec(settings).described}, under the `{settings.protocol}` protocol, on the "
+    return (f"APT comes from the last block of {analysis_spec(settings.recipe(SubjectRecipe)).described}, under the `{settings.protocol}` protocol, on the "
             f"{reading_name(settings.kinds)} modified positions of W_test (`kinds`). A token seen "
             f"there fewer than {settings.token_min_occurrences} times has no APT: it is left out "
             f"of its sample's mean, and a sample none of whose tokens has an APT is dropped. Left out — "

@@ -53,6 +53,7 @@ from ..analysis.filters import (
     layer_filter_labels,
     layer_snr_nulls,
     layer_structure,
+    reference_partition,
 )
 from ..analysis.power import DETECTED
 from ..analysis.scan import null_quantile
@@ -67,17 +68,19 @@ from ..core.errors import DataError
 from ..core.params import Settings
 from ..core.store import Store
 from ..core.verdicts import Verdict, decide
-from ..data.images import SOURCE_NOTES, ImageData, training_images
-from ..data.pretraining import pretraining_data
+from ..data.images import SOURCE_NOTES, ImageData, ImageRecipe, training_images
+from ..data.pretraining import DataRecipe, pretraining_data
 from ..models.vgg import layer_channels
 from ..readout.counting import BlockCounts, load_block_counts
-from ..readout.layers import READOUT_KNOBS, LayerReadout
-from ..readout.reading import block_counts_params
-from ..training.cnn import CNN_KNOBS, TrainedCNN
-from ..training.pretrain import analysed_ws, model_params
+from ..readout.layers import LayerHeadsRecipe, LayerReadout
+from ..readout.reading import CountsRecipe, block_counts_params
+from ..training.cnn import TrainedCNN
+from ..training.subject import SubjectRecipe, subject_key
 
-CHAPTER_KNOBS = ("profile", "image_data", *CNN_KNOBS, *READOUT_KNOBS, "filter_threshold",
-                 "threshold", "match", "min_row_count", "null_repeats", "power_plants", "protocol")
+# the knobs this chapter reads: its recipes' and the few it reads itself
+CHAPTER_KNOBS = tuple(dict.fromkeys(("profile", *ImageRecipe.knobs(), *LayerHeadsRecipe.knobs(),
+                                     "filter_threshold", *ClusterRule.knobs(), "null_repeats",
+                                     "power_plants", "protocol")))
 EXCESS = "excess in-cluster share"
 
 
@@ -129,9 +132,16 @@ def confusion_table(readout: LayerReadout, settings: Settings) -> pd.DataFrame:
     """Per conv layer: the accuracy of its new output layer and `filters.layer_structure` of its
     label confusion (chapter 3's rule and shuffle null: kept, clusters, clustered, largest,
     in-cluster share, the null's, and the excess)."""
-    structure = layer_structure(readout, ClusterRule.from_settings(settings), settings.null_repeats,
+    structure = layer_structure(readout, settings.recipe(ClusterRule), settings.null_repeats,
                                 settings.seed)
     return structure.assign(accuracy=readout.accuracy)[["accuracy", *structure.columns]]
+
+
+def confusion_label_order(readout: LayerReadout, rule: ClusterRule) -> np.ndarray:
+    """The label indices in the order the confusion figure shows them: grouped by the clusters of
+    `filters.reference_partition` (`image_figures.layer_confusion_figure`)."""
+    partition = reference_partition(confusion_partitions(readout, rule))
+    return np.argsort(partition.full_labels, kind="stable")
 
 
 def label_cluster_names(readout: LayerReadout, layer: int, rule: ClusterRule,
@@ -146,7 +156,7 @@ def label_cluster_names(readout: LayerReadout, layer: int, rule: ClusterRule,
 
 def clusters_sentence(readout: LayerReadout, settings: Settings, names: tuple[str, ...]) -> str:
     """One Markdown sentence: the label clusters of the first and the last layer's confusion."""
-    rule = ClusterRule.from_settings(settings)
+    rule = settings.recipe(ClusterRule)
     parts = []
     for layer in dict.fromkeys((1, len(readout.accuracy))):
         found = label_cluster_names(readout, layer, rule, names)
@@ -290,10 +300,12 @@ def stored_block_counts(settings: Settings, store: Store) -> list[BlockCounts] |
     if not store.holds_any("block-counts"):
         return None
     try:
-        data = pretraining_data(settings, store)
+        data = pretraining_data(settings.recipe(DataRecipe), store)
     except DataError:
         return None
-    params = block_counts_params(settings, model_params(settings, data, analysed_ws(settings)))
+    subject = settings.recipe(SubjectRecipe)
+    params = block_counts_params(settings.recipe(CountsRecipe),
+                                 subject_key(subject, subject.ws, True, data))
     folder = store.get("block-counts", params)
     return (load_block_counts(folder, settings.protocol, settings.kinds) if folder is not None
             else None)
@@ -304,7 +316,7 @@ def text_blocks(settings: Settings, store: Store | None = None) -> TextBlocks | 
     blocks = stored_block_counts(settings, store or Store())
     if blocks is None:
         return None
-    rule = ClusterRule.from_settings(settings)
+    rule = settings.recipe(ClusterRule)
     own = partitions_by_block(blocks, rule)
     table = structure_by_block(blocks, rule, settings.null_repeats, settings.seed)
     table["<APT>"] = [b.counts.mean_apt() for b in blocks]
@@ -318,8 +330,8 @@ def text_sentence(text: TextBlocks | None, settings: Settings) -> str:
         return ("The store holds no per-block BERT counts for these settings, so the figures show "
                 "the CNN alone; run chapters 2-4 on the same profile first to draw both.")
     return (f"The BERT curves are chapters 2-4's `{settings.protocol}` readout of the model with "
-            f"W_S = {analysed_ws(settings):,}, clustered by the same rule "
-            f"({ClusterRule.from_settings(settings).describe()}) against the same null.")
+            f"W_S = {settings.recipe(SubjectRecipe).ws:,}, clustered by the same rule "
+            f"({settings.recipe(ClusterRule).describe()}) against the same null.")
 
 
 def accuracy_curves(table: pd.DataFrame, text: TextBlocks | None) -> dict[str, pd.Series]:

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from transformers import PrinterCallback, Trainer, TrainingArguments
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..core.device import autocast, resolved_device
-from ..core.params import Settings
+from ..core.device import autocast
+from ..core.recipes import Recipe
 from ..core.progress import trainer_progress
 from ..training.pooling import (
     FEATURE_BATCH,
@@ -97,18 +97,32 @@ def class_probabilities(classifier: BlockClassifier, ids: np.ndarray, pad_id: in
     return out
 
 
-def full_training_arguments(settings: Settings, work_dir: Path, samples: int) -> TrainingArguments:
+@dataclass(frozen=True)
+class FullRecipe(Recipe):
+    """How a truncated model is fine-tuned end to end: exactly the knobs of its key."""
+
+    finetune_epochs: float
+    finetune_lr: float
+    finetune_batch: int
+    weight_decay: float
+    warmup_ratio: float
+    dropout: float
+    precision: str
+    seed: int
+
+
+def full_training_arguments(recipe: FullRecipe, device: str, work_dir: Path,
+                            samples: int) -> TrainingArguments:
     """AdamW with linear warm-up and decay, no checkpoints (a run is short), seeded."""
-    device = resolved_device(settings)
-    steps = math.ceil(settings.finetune_epochs * math.ceil(samples / settings.finetune_batch))
+    steps = math.ceil(recipe.finetune_epochs * math.ceil(samples / recipe.finetune_batch))
     return TrainingArguments(
-        output_dir=str(work_dir), per_device_train_batch_size=settings.finetune_batch,
-        learning_rate=settings.finetune_lr, weight_decay=settings.weight_decay, max_steps=steps,
-        warmup_steps=int(settings.warmup_ratio * steps), lr_scheduler_type="linear",
-        optim="adamw_torch_fused", bf16=settings.precision == "bf16",
-        fp16=settings.precision == "fp16", use_cpu=device == "cpu", eval_strategy="no",
-        save_strategy="no", logging_steps=max(1, steps // 5), seed=settings.seed,
-        data_seed=settings.seed, report_to="none", remove_unused_columns=False,
+        output_dir=str(work_dir), per_device_train_batch_size=recipe.finetune_batch,
+        learning_rate=recipe.finetune_lr, weight_decay=recipe.weight_decay, max_steps=steps,
+        warmup_steps=int(recipe.warmup_ratio * steps), lr_scheduler_type="linear",
+        optim="adamw_torch_fused", bf16=recipe.precision == "bf16",
+        fp16=recipe.precision == "fp16", use_cpu=device == "cpu", eval_strategy="no",
+        save_strategy="no", logging_steps=max(1, steps // 5), seed=recipe.seed,
+        data_seed=recipe.seed, report_to="none", remove_unused_columns=False,
         disable_tqdm=True, dataloader_num_workers=0,  # core.progress draws the live bar
     )
 
@@ -134,21 +148,22 @@ class FullRun:
 
 
 def fine_tune_block(model, block: int, pooling: str, classes: int, train: SplitRows, test: SplitRows,
-                    settings: Settings, work_dir: Path) -> FullRun:
+                    recipe: FullRecipe, device: str, work_dir: Path) -> FullRun:
     """Cut `model` (a BertForMaskedLM) after `block`, add a pooled linear head, fine-tune it end to
-    end on `train` and read `test`."""
+    end on `train` (on `device`) and read `test`."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     pad_id = model.config.pad_token_id
-    classifier = BlockClassifier(model.bert, block, pooling, classes, settings.dropout)
-    trainer = Trainer(model=classifier, args=full_training_arguments(settings, work_dir, len(train.ids)),
+    classifier = BlockClassifier(model.bert, block, pooling, classes, recipe.dropout)
+    trainer = Trainer(model=classifier,
+                      args=full_training_arguments(recipe, device, work_dir, len(train.ids)),
                       train_dataset=LabelledRows(train.ids, train.labels, train.entities),
                       data_collator=TrimmingCollator(pad_id),
                       callbacks=[trainer_progress("full fine-tuning")])
     trainer.remove_callback(PrinterCallback)
     result = trainer.train()
-    device, precision = resolved_device(settings), settings.precision
+    precision = recipe.precision
     train_predicted = class_probabilities(classifier, train.ids, pad_id, device, precision,
                                           train.entities).argmax(-1).numpy()
     return FullRun(class_probabilities(classifier, test.ids, pad_id, device, precision, test.entities),

@@ -15,15 +15,28 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..core.device import autocast, resolved_device
-from ..core.params import Settings
+from ..core.device import ComputeRecipe, autocast
+from ..core.recipes import Recipe
 from ..core.store import Store
 from ..data.images import ImageData, training_images
 from ..models.vgg import VGGStyleCNN, new_cnn
 from ..training.heads import train_steps
 
-CNN_KNOBS = ("cnn_depth", "cnn_width", "cnn_epochs", "cnn_lr", "cnn_batch", "image_train_samples",
-             "seed")
+
+
+@dataclass(frozen=True)
+class CNNRecipe(Recipe):
+    """The CNN and its training: exactly the knobs of its key (beside its images), and where it
+    runs (`compute`, not in the key)."""
+
+    cnn_depth: int
+    cnn_width: int
+    cnn_epochs: float
+    cnn_lr: float
+    cnn_batch: int
+    image_train_samples: int | None
+    seed: int
+    compute: ComputeRecipe
 
 
 WARMUP_SHARE = 0.05
@@ -120,31 +133,31 @@ class TrainedCNN:
         return model.eval()
 
 
-def build_cnn(folder: Path, settings: Settings, data: ImageData) -> None:
-    """Train the CNN of these settings and save weights and card into `folder`."""
-    images, labels = training_images(data, settings.image_train_samples, settings.seed)
-    model = new_cnn(settings, data, images)
-    device = resolved_device(settings)
-    log = train_cnn(model, images, labels, settings.cnn_epochs, settings.cnn_lr, settings.cnn_batch,
-                    settings.seed, device)
+def build_cnn(folder: Path, recipe: CNNRecipe, data: ImageData) -> None:
+    """Train the CNN of this recipe and save weights and card into `folder`."""
+    images, labels = training_images(data, recipe.image_train_samples, recipe.seed)
+    model = new_cnn(recipe.cnn_depth, recipe.cnn_width, recipe.seed, data, images)
+    device = recipe.compute.torch_device
+    log = train_cnn(model, images, labels, recipe.cnn_epochs, recipe.cnn_lr, recipe.cnn_batch,
+                    recipe.seed, device)
     accuracy = float((predict(model, data.test_images, device) == data.test_labels).mean())
     height, _, channels = data.train_images.shape[1:]
     seconds = log[-1]["seconds"]
-    card = {"architecture": {"depth": settings.cnn_depth, "width": settings.cnn_width, "side": height,
+    card = {"architecture": {"depth": recipe.cnn_depth, "width": recipe.cnn_width, "side": height,
                              "channels_in": channels, "labels": len(data.label_names)},
             "parameters": sum(p.numel() for p in model.parameters()), "training_images": len(labels),
-            "epochs": settings.cnn_epochs, "steps": log[-1]["step"], "test_accuracy": accuracy,
+            "epochs": recipe.cnn_epochs, "steps": log[-1]["step"], "test_accuracy": accuracy,
             "wall_seconds": seconds, "device": device, "log": log,
-            "images_per_second": log[-1]["step"] * settings.cnn_batch / seconds}
+            "images_per_second": log[-1]["step"] * recipe.cnn_batch / seconds}
     torch.save(model.cpu().state_dict(), folder / "model.pt")
     (folder / "card.json").write_text(json.dumps(card, indent=1))
 
 
-def trained_cnn(settings: Settings, data: ImageData, store: Store | None = None) -> TrainedCNN:
+def trained_cnn(recipe: CNNRecipe, data: ImageData, store: Store | None = None) -> TrainedCNN:
     """The CNN keyed by exactly its knobs and its images: from the store, or trained now (saying
     so)."""
     store = store or Store()
-    params = {"images": data.folder.name, **settings.subset(CNN_KNOBS)}
+    params = {"images": data.folder.name, **recipe.key()}
     if store.get("cnn", params) is None:
         print("Training the CNN (not yet in the artifact store)", flush=True)
-    return TrainedCNN(store.get_or_build("cnn", params, lambda f: build_cnn(f, settings, data)))
+    return TrainedCNN(store.get_or_build("cnn", params, lambda f: build_cnn(f, recipe, data)))

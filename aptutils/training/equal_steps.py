@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import math
 
-from ..core.params import Settings
 from ..core.store import Store
 from ..data.pretraining import PretrainingData, pretraining_data
-from .pretrain import PretrainedModel, pretrained_model
+from .pretrain import PretrainedModel, SeriesRecipe, pretrained_model
 
 SERIES_NAMES = {"epochs": "equal epochs", "steps": "equal steps"}
 
 
-def has_equal_steps(settings: Settings) -> bool:
-    """Whether these settings have an equal-steps series: `equal_steps` on and the book's own
-    models read (an external checkpoint, the `model` knob, has no W_S series)."""
-    return bool(settings.equal_steps) and settings.values.get("model") is None
+def has_equal_steps(series: SeriesRecipe) -> bool:
+    """Whether this series has an equal-steps control: `equal_steps` on and the book's own models
+    read (an external checkpoint, the `model` knob, has no W_S series)."""
+    return bool(series.equal_steps) and series.model is None
 
 
 def planned_steps(epochs: float, ws: int, batch_size: int) -> int:
@@ -31,40 +30,40 @@ def planned_steps(epochs: float, ws: int, batch_size: int) -> int:
     return math.ceil(epochs * math.ceil(ws / batch_size))
 
 
-def equal_steps_epochs(settings: Settings, ws: int) -> float:
+def equal_steps_epochs(series: SeriesRecipe, ws: int) -> float:
     """The epochs at which W_S trains for exactly the steps of the largest W_S at `epochs`."""
-    largest = max(settings.ws_list)
-    target = planned_steps(settings.epochs, largest, settings.batch_size)
+    largest, epochs, batch = max(series.ws_list), series.training.epochs, series.training.batch_size
+    target = planned_steps(epochs, largest, batch)
     if ws == largest:
-        return settings.epochs
-    epochs = target / math.ceil(ws / settings.batch_size)
-    while planned_steps(epochs, ws, settings.batch_size) > target:  # float rounding up
+        return epochs
+    epochs = target / math.ceil(ws / batch)
+    while planned_steps(epochs, ws, batch) > target:  # float rounding up
         epochs = math.nextafter(epochs, 0.0)
-    while planned_steps(epochs, ws, settings.batch_size) < target:  # float rounding down
+    while planned_steps(epochs, ws, batch) < target:  # float rounding down
         epochs = math.nextafter(epochs, math.inf)
     return epochs
 
 
-def equal_steps_settings(settings: Settings, ws: int) -> Settings:
-    """The settings that train (and key) the W_S model of the equal-steps series."""
-    return settings.replace(epochs=equal_steps_epochs(settings, ws))
+def equal_steps_recipe(series: SeriesRecipe, ws: int) -> SeriesRecipe:
+    """The series recipe that trains (and keys) the W_S model of the equal-steps series."""
+    return series.with_epochs(equal_steps_epochs(series, ws))
 
 
-def series_settings(settings: Settings, series: str) -> dict[int, Settings]:
-    """{W_S: the settings of its model} in `series` ("epochs" or "steps"), smallest W_S first."""
-    if series not in SERIES_NAMES:
-        raise ValueError(f"series={series!r}: must be one of {', '.join(SERIES_NAMES)}")
-    return {ws: settings if series == "epochs" else equal_steps_settings(settings, ws)
-            for ws in sorted(settings.ws_list)}
+def series_recipes(series: SeriesRecipe, name: str) -> dict[int, SeriesRecipe]:
+    """{W_S: the recipe of its model} in series `name` ("epochs" or "steps"), smallest W_S first."""
+    if name not in SERIES_NAMES:
+        raise ValueError(f"series={name!r}: must be one of {', '.join(SERIES_NAMES)}")
+    return {ws: series if name == "epochs" else equal_steps_recipe(series, ws)
+            for ws in sorted(series.ws_list)}
 
 
-def equal_steps_series(settings: Settings, store: Store | None = None,
+def equal_steps_series(series: SeriesRecipe, store: Store | None = None,
                        data: PretrainingData | None = None) -> dict[int, PretrainedModel]:
     """The pre-trained model of every W_S at equal steps (published, stored, or trained now); {}
     when `equal_steps` is off or an external checkpoint (`model`) is read."""
-    if not has_equal_steps(settings):
+    if not has_equal_steps(series):
         return {}
     store = store or Store()
-    data = data or pretraining_data(settings, store)
+    data = data or pretraining_data(series.data, store)
     return {ws: pretrained_model(each, ws, data, store)
-            for ws, each in series_settings(settings, "steps").items()}
+            for ws, each in series_recipes(series, "steps").items()}

@@ -22,21 +22,45 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core.device import resolved_device
 from ..core.errors import ParameterError
-from ..core.params import Settings
+from ..core.recipes import Recipe
 from ..core.store import Store
 from ..data.pretraining import PretrainingData, pretraining_data
-from ..data.tasks import TASKS, Task, load_tasks
-from ..training.classifier import SplitRows, fine_tune_block
-from ..training.equal_steps import SERIES_NAMES, equal_steps_settings, has_equal_steps
-from ..training.pooling import pooled_block_features, task_pooling
-from ..training.pretrain import analysed_ws, readout_key, readout_model
+from ..data.tasks import TASKS, Task, TaskRecipe, load_tasks
+from ..training.classifier import FullRecipe, SplitRows, fine_tune_block
+from ..training.equal_steps import SERIES_NAMES, equal_steps_recipe, has_equal_steps
+from ..training.pooling import PoolingRecipe, pooled_block_features, task_pooling
+from ..training.subject import SubjectRecipe, load_subject, subject_key
 
 PROTOCOL_NAMES = {"frozen": "frozen trunk, linear head", "full": "full fine-tuning"}
-HEAD_KNOBS = ("precision", "head_steps", "head_l2")
-FULL_KNOBS = ("finetune_epochs", "finetune_lr", "finetune_batch", "weight_decay", "warmup_ratio",
-              "dropout", "precision", "seed")
+
+
+@dataclass(frozen=True)
+class HeadRecipe(Recipe):
+    """How the frozen trunk's linear heads are fitted (L-BFGS steps, L2 penalty) and the
+    precision of the features they read: exactly the knobs of their key."""
+
+    precision: str
+    head_steps: int
+    head_l2: float
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe(Recipe):
+    """Chapter 5's fine-tuning: the models (`subject`), the tasks, each task's read-out, the
+    frozen-trunk heads, full fine-tuning, which protocols run and on which blocks."""
+
+    subject: SubjectRecipe
+    tasks: TaskRecipe
+    pooling: PoolingRecipe
+    head: HeadRecipe
+    full: FullRecipe
+    finetune_protocols: str
+    finetune_full_blocks: tuple[int, ...]
+
+    @property
+    def device(self) -> str:
+        return self.subject.series.training.compute.torch_device
 
 
 @dataclass(frozen=True)
@@ -77,47 +101,50 @@ class ModelSpec:
                 " for the largest W_S's steps" if self.equal_steps else "")
         return f"the {self.label}" + ("" if self.pretrained else " model")
 
-    def settings_for(self, settings: Settings) -> Settings:
-        """The settings that train and key this model: at equal steps, `epochs` raised until
-        W_S trains for the largest W_S's steps; else `settings` themselves."""
-        return equal_steps_settings(settings, self.ws) if self.equal_steps else settings
+    def recipe_for(self, subject: SubjectRecipe) -> SubjectRecipe:
+        """The recipe that trains and keys this model: at equal steps, `epochs` raised until
+        W_S trains for the largest W_S's steps; else `subject` itself."""
+        if not self.equal_steps:
+            return subject
+        return subject.with_series(equal_steps_recipe(subject.series, self.ws))
 
-    def key(self, settings: Settings, data: PretrainingData) -> dict:
+    def key(self, subject: SubjectRecipe, data: PretrainingData) -> dict:
         """The model's part of an artifact key (the same as the readout chapters use)."""
-        return readout_key(self.settings_for(settings), self.ws, self.pretrained, data)
+        return subject_key(self.recipe_for(subject), self.ws, self.pretrained, data)
 
-    def load(self, settings: Settings, data: PretrainingData, store: Store):
-        return readout_model(self.settings_for(settings), self.ws, self.pretrained, data, store)[0]
+    def load(self, subject: SubjectRecipe, data: PretrainingData, store: Store):
+        return load_subject(self.recipe_for(subject), data, self.pretrained, self.ws, store).model
 
 
-def analysis_spec(settings: Settings) -> ModelSpec:
+def analysis_spec(subject: SubjectRecipe) -> ModelSpec:
     """The model read block by block in chapters 2-4 and 6 (W_S = `analysis_ws`)."""
-    return ModelSpec(analysed_ws(settings), True, settings.values.get("model"))
+    return ModelSpec(subject.ws, True, subject.model)
 
 
-def series_specs(settings: Settings) -> list[ModelSpec]:
+def series_specs(subject: SubjectRecipe) -> list[ModelSpec]:
     """Every model of the W_S series (an external checkpoint: it alone); with `equal_steps`, the
     equal-steps model of every W_S but the largest (which both series share); then the untrained
     baseline."""
-    untrained = ModelSpec(analysed_ws(settings), False)
-    if settings.values.get("model") is not None:
-        return [analysis_spec(settings), untrained]
-    largest = max(settings.ws_list)
-    steps = [ModelSpec(ws, True, series="steps") for ws in settings.ws_list
-             if ws != largest] if has_equal_steps(settings) else []
-    return [ModelSpec(ws, True) for ws in settings.ws_list] + steps + [untrained]
+    untrained = ModelSpec(subject.ws, False)
+    if subject.external:
+        return [analysis_spec(subject), untrained]
+    ws_list = subject.series.ws_list
+    largest = max(ws_list)
+    steps = [ModelSpec(ws, True, series="steps") for ws in ws_list
+             if ws != largest] if has_equal_steps(subject.series) else []
+    return [ModelSpec(ws, True) for ws in ws_list] + steps + [untrained]
 
 
-def series_models(settings: Settings, series: str = "epochs") -> list[ModelSpec]:
+def series_models(subject: SubjectRecipe, series: str = "epochs") -> list[ModelSpec]:
     """The pre-trained models of one series, smallest W_S first: "epochs" the W_S series (an
     external checkpoint: it alone), "steps" the equal-steps models and the largest W_S's model
-    (shared by both series); [] for "steps" where the settings have no equal-steps series."""
+    (shared by both series); [] for "steps" where the recipe has no equal-steps series."""
     if series not in SERIES_NAMES:
         raise ValueError(f"series={series!r}: must be one of {', '.join(SERIES_NAMES)}")
-    if series == "steps" and not has_equal_steps(settings):
+    if series == "steps" and not has_equal_steps(subject.series):
         return []
-    largest = max(settings.ws_list)
-    chosen = [s for s in series_specs(settings) if s.pretrained
+    largest = max(subject.series.ws_list)
+    chosen = [s for s in series_specs(subject) if s.pretrained
               and (s.series == series or (s.ws == largest and not s.checkpoint))]
     return sorted(chosen, key=lambda s: s.ws)
 
@@ -128,25 +155,26 @@ def split_rows(task: Task, split: str, pooling: str) -> SplitRows:
     return SplitRows(task.array(f"{split}_ids"), task.array(f"{split}_labels"), entities)
 
 
-def pooling_key(settings: Settings, task: Task) -> dict:
+def pooling_key(recipe: PoolingRecipe, task: Task) -> dict:
     """The read-out's part of an artifact key: the task's pooling."""
-    return {"pooling": task_pooling(settings, task.name)}
+    return {"pooling": task_pooling(recipe, task.name)}
 
 
-def task_features(settings: Settings, task: Task, spec: ModelSpec, data: PretrainingData,
+def task_features(recipe: FinetuneRecipe, task: Task, spec: ModelSpec, data: PretrainingData,
                   store: Store) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, test) pooled features of every block, float32 [blocks + 1, N, W] (W = hidden, or
     2 x hidden for entity pooling); cached in the store as float16."""
-    params = {"model": spec.key(settings, data), "task": task.folder.name,
-              **pooling_key(settings, task), **settings.subset(("precision",))}
-    pooling = task_pooling(settings, task.name)
+    precision = recipe.head.precision
+    params = {"model": spec.key(recipe.subject, data), "task": task.folder.name,
+              **pooling_key(recipe.pooling, task), "precision": precision}
+    pooling = task_pooling(recipe.pooling, task.name)
 
     def build(folder: Path) -> None:
-        model = spec.load(settings, data, store)
+        model = spec.load(recipe.subject, data, store)
         for split in ("train", "test"):
             rows = split_rows(task, split, pooling)
             features = pooled_block_features(model, rows.ids, pooling, rows.entities,
-                                             resolved_device(settings), settings.precision)
+                                             recipe.device, precision)
             np.save(folder / f"{split}.npy", features.numpy().astype(np.float16))
 
     folder = store.get_or_build("task-features", params, build)
@@ -216,14 +244,15 @@ def save_predictions(folder: Path, probabilities: torch.Tensor, labels: np.ndarr
     (folder / "card.json").write_text(json.dumps(card))
 
 
-def build_frozen(folder: Path, settings: Settings, task: Task, spec: ModelSpec,
+def build_frozen(folder: Path, recipe: FinetuneRecipe, task: Task, spec: ModelSpec,
                  data: PretrainingData, store: Store) -> None:
     """Fit a linear head per block on cached features; save test predictions and confusions."""
     started = time.time()
-    train, test = task_features(settings, task, spec, data, store)
+    train, test = task_features(recipe, task, spec, data, store)
     train_labels = torch.as_tensor(task.array("train_labels")).long()
     classes = len(task.label_names)
-    heads = fit_linear_heads(train, train_labels, classes, settings.head_l2, settings.head_steps)
+    heads = fit_linear_heads(train, train_labels, classes, recipe.head.head_l2,
+                             recipe.head.head_steps)
     with torch.no_grad():
         train_accuracy = (heads.logits(train).argmax(-1) == train_labels).float().mean(1).tolist()
         probabilities = heads.logits(test).softmax(-1)
@@ -231,15 +260,16 @@ def build_frozen(folder: Path, settings: Settings, task: Task, spec: ModelSpec,
                      {"blocks": list(range(len(train))), "wall_seconds": time.time() - started})
 
 
-def build_full(folder: Path, settings: Settings, task: Task, spec: ModelSpec, block: int,
+def build_full(folder: Path, recipe: FinetuneRecipe, task: Task, spec: ModelSpec, block: int,
                data: PretrainingData, store: Store) -> None:
     """Fine-tune the model cut after `block` end to end; save its test predictions."""
     started = time.time()
-    pooling = task_pooling(settings, task.name)
-    params = {"model": spec.key(settings, data), "task": task.folder.name, "block": block}
-    run = fine_tune_block(spec.load(settings, data, store), block, pooling, len(task.label_names),
-                          split_rows(task, "train", pooling), split_rows(task, "test", pooling),
-                          settings, store.work_dir("finetune-full", params))
+    pooling = task_pooling(recipe.pooling, task.name)
+    params = {"model": spec.key(recipe.subject, data), "task": task.folder.name, "block": block}
+    run = fine_tune_block(spec.load(recipe.subject, data, store), block, pooling,
+                          len(task.label_names), split_rows(task, "train", pooling),
+                          split_rows(task, "test", pooling), recipe.full, recipe.device,
+                          store.work_dir("finetune-full", params))
     store.clear_work_dir("finetune-full", params)
     save_predictions(folder, run.probabilities.unsqueeze(0), task.array("test_labels"),
                      [run.train_accuracy], {"blocks": [block], "train_loss": run.train_loss,
@@ -286,28 +316,29 @@ def read_result(folders: list[Path], task: Task, spec: ModelSpec, protocol: str)
                           np.load(folders[0] / "labels.npy"), parts["confusion"])
 
 
-def full_blocks(settings: Settings) -> tuple[int, ...]:
+def full_blocks(recipe: FinetuneRecipe) -> tuple[int, ...]:
     """The blocks of full fine-tuning, checked against the model depth."""
-    blocks = settings.finetune_full_blocks
-    if max(blocks) > settings.num_layers:
+    blocks, layers = recipe.finetune_full_blocks, recipe.subject.series.training.num_layers
+    if max(blocks) > layers:
         raise ParameterError(f"finetune_full_blocks={','.join(map(str, blocks))}: blocks run "
-                             f"0..{settings.num_layers} (num_layers={settings.num_layers})")
+                             f"0..{layers} (num_layers={layers})")
     return blocks
 
 
-def finetune_result(settings: Settings, task: Task, spec: ModelSpec, protocol: str,
+def finetune_result(recipe: FinetuneRecipe, task: Task, spec: ModelSpec, protocol: str,
                     data: PretrainingData, store: Store) -> FinetuneResult:
     """One (task, model, protocol) result from the store, built (and announced) when missing."""
-    model_key = spec.key(settings, data)
+    model_key = spec.key(recipe.subject, data)
+    pooling = pooling_key(recipe.pooling, task)
     if protocol == "frozen":
         params = [{"model": model_key, "task": task.folder.name, "protocol": "frozen",
-                   **pooling_key(settings, task), **settings.subset(HEAD_KNOBS)}]
-        builders = [lambda f: build_frozen(f, settings, task, spec, data, store)]
+                   **pooling, **recipe.head.key()}]
+        builders = [lambda f: build_frozen(f, recipe, task, spec, data, store)]
     else:
-        blocks = full_blocks(settings)
+        blocks = full_blocks(recipe)
         params = [{"model": model_key, "task": task.folder.name, "protocol": "full", "block": b,
-                   **pooling_key(settings, task), **settings.subset(FULL_KNOBS)} for b in blocks]
-        builders = [lambda f, b=b: build_full(f, settings, task, spec, b, data, store) for b in blocks]
+                   **pooling, **recipe.full.key()} for b in blocks]
+        builders = [lambda f, b=b: build_full(f, recipe, task, spec, b, data, store) for b in blocks]
     folders = []
     for key, build in zip(params, builders):
         if store.get("finetune", key) is None:
@@ -317,13 +348,15 @@ def finetune_result(settings: Settings, task: Task, spec: ModelSpec, protocol: s
     return read_result(folders, task, spec, protocol)
 
 
-def finetune_all(settings: Settings, store: Store | None = None, data: PretrainingData | None = None,
+def finetune_all(recipe: FinetuneRecipe, store: Store | None = None,
+                 data: PretrainingData | None = None,
                  specs: list[ModelSpec] | None = None) -> list[FinetuneResult]:
-    """Every task x model x protocol of these settings; models: `specs`, by default the W_S
-    series and the untrained baseline."""
+    """Every task x model x protocol of this recipe; models: `specs`, by default the W_S series
+    and the untrained baseline."""
     store = store or Store()
-    data = data or pretraining_data(settings, store)
-    tasks = load_tasks(settings, data, store)
-    protocols = settings.finetune_protocols.split(",")
-    return [finetune_result(settings, tasks[name], spec, protocol, data, store)
-            for name in TASKS for spec in specs or series_specs(settings) for protocol in protocols]
+    data = data or pretraining_data(recipe.subject.series.data, store)
+    tasks = load_tasks(recipe.tasks, data, store)
+    protocols = recipe.finetune_protocols.split(",")
+    return [finetune_result(recipe, tasks[name], spec, protocol, data, store)
+            for name in TASKS for spec in specs or series_specs(recipe.subject)
+            for protocol in protocols]

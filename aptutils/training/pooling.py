@@ -9,18 +9,28 @@ every block that the frozen-trunk heads train on. Used by chapters 5 and 6.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from ..core.device import autocast
-from ..core.params import Settings
+from ..core.recipes import Recipe
 
 FEATURE_BATCH = 64
 
 
-def task_pooling(settings: Settings, task_name: str) -> str:
+@dataclass(frozen=True)
+class PoolingRecipe(Recipe):
+    """The read-out of each task: `fewrel_pooling` for FewRel, `pooling` for DBpedia-14."""
+
+    pooling: str
+    fewrel_pooling: str
+
+
+def task_pooling(recipe: PoolingRecipe, task_name: str) -> str:
     """The read-out of a task: `fewrel_pooling` for FewRel, `pooling` for DBpedia-14."""
-    return settings.fewrel_pooling if task_name == "few_rel" else settings.pooling
+    return recipe.fewrel_pooling if task_name == "few_rel" else recipe.pooling
 
 
 def pooled_width(hidden_size: int, pooling: str) -> int:

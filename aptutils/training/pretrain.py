@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,26 +25,68 @@ import torch.nn.functional as F
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..core.counts import IGNORE, TokenCounts
-from ..core.device import resolved_device
+from ..core.device import ComputeRecipe
 from ..core.errors import ParameterError
-from ..core.params import Settings
+from ..core.recipes import Recipe
 from ..core.progress import trainer_progress
 from ..core.store import Store
-from ..data.checkpoint import checkpoint_folder, checkpoint_params, has_mlm_head
 from ..data.masking import KIND_NAMES, MLMCollator, mask_tokens
-from ..data.pretraining import PretrainingData, pretraining_data
-from ..models.bert import (
-    SparseHeadBertForMaskedLM,
-    checkpoint_model,
-    new_model,
-    parameter_count,
-)
+from ..data.pretraining import DataRecipe, PretrainingData, pretraining_data
+from ..models.bert import BertRecipe, SparseHeadBertForMaskedLM, new_model, parameter_count
 from ..training.evaluation import heldout_counts
 from ..training.published import published_folder
 
-MODEL_KNOBS = ("hidden_size", "num_layers", "num_heads", "ffn_size", "dropout", "mask_prob",
-               "batch_size", "learning_rate", "weight_decay", "epochs", "warmup_ratio",
-               "eval_every", "precision", "seed")
+
+
+@dataclass(frozen=True)
+class PretrainRecipe(Recipe):
+    """How one model of the W_S series is pre-trained: exactly its knobs in its key (beside its
+    samples and W_S), and where it runs (`compute`, not in the key)."""
+
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    ffn_size: int | None
+    dropout: float
+    mask_prob: float
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    epochs: float
+    warmup_ratio: float
+    eval_every: int
+    precision: str
+    seed: int
+    compute: ComputeRecipe
+
+
+@dataclass(frozen=True)
+class SeriesRecipe(Recipe):
+    """The W_S series: its data, how each model pre-trains, whether the published models are used
+    (`pretrain`), and whether it is also trained at equal steps. With an external checkpoint
+    (`model`) there is no series."""
+
+    data: DataRecipe
+    training: PretrainRecipe
+    pretrain: str
+    equal_steps: bool
+    model: str | None
+
+    @property
+    def architecture(self) -> BertRecipe:
+        """The architecture of its models (and the seed of their initialisation)."""
+        training = self.training
+        return BertRecipe(training.hidden_size, training.num_layers, training.num_heads,
+                          training.ffn_size, training.dropout, self.data.samples.seq_len,
+                          training.seed)
+
+    @property
+    def ws_list(self) -> tuple[int, ...]:
+        return self.data.ws_list
+
+    def with_epochs(self, epochs: float) -> "SeriesRecipe":
+        """The same series trained for `epochs` passes (the equal-steps control)."""
+        return replace(self, training=replace(self.training, epochs=epochs))
 
 
 class TokenRows(torch.utils.data.Dataset):
@@ -154,34 +196,34 @@ def last_complete_checkpoint(folder: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def model_params(settings: Settings, data: PretrainingData, ws: int) -> dict:
+def model_params(recipe: PretrainRecipe, data: PretrainingData, ws: int) -> dict:
     """Exactly what determines a pre-trained model: its samples, its knobs and W_S."""
-    return {"samples": data.samples.folder.name, **settings.subset(MODEL_KNOBS), "ws": ws}
+    return {"samples": data.samples.folder.name, **recipe.key(), "ws": ws}
 
 
-def training_arguments(settings: Settings, work_dir: Path, ws: int) -> TrainingArguments:
+def training_arguments(recipe: PretrainRecipe, work_dir: Path, ws: int) -> TrainingArguments:
     """Trainer arguments: linear schedule with warm-up, AdamW, eval and checkpoint every eval_every.
 
     Under DDP each of the `WORLD_SIZE` processes takes `batch_size / WORLD_SIZE` samples a step
     (the global batch and the steps stay those of one process)."""
-    device = resolved_device(settings)
+    device = recipe.compute.torch_device
     world = world_size()
-    if settings.batch_size % world:
-        raise ParameterError(f"batch_size={settings.batch_size}: must be divisible by the "
+    if recipe.batch_size % world:
+        raise ParameterError(f"batch_size={recipe.batch_size}: must be divisible by the "
                              f"{world} processes (the global batch is split over them)")
-    steps = math.ceil(settings.epochs * math.ceil(ws / settings.batch_size))
+    steps = math.ceil(recipe.epochs * math.ceil(ws / recipe.batch_size))
     return TrainingArguments(
-        output_dir=str(work_dir), per_device_train_batch_size=settings.batch_size // world,
-        per_device_eval_batch_size=max(settings.batch_size, 128), learning_rate=settings.learning_rate,
-        weight_decay=settings.weight_decay, max_steps=steps,
-        warmup_steps=int(settings.warmup_ratio * steps), lr_scheduler_type="linear",
-        optim="adamw_torch_fused", bf16=settings.precision == "bf16",
-        fp16=settings.precision == "fp16", use_cpu=device == "cpu",
-        eval_strategy="steps", eval_steps=settings.eval_every, save_strategy="steps",
-        save_steps=settings.eval_every, save_total_limit=1, logging_steps=max(1, settings.eval_every // 5),
-        seed=settings.seed, data_seed=settings.seed, report_to="none", remove_unused_columns=False,
+        output_dir=str(work_dir), per_device_train_batch_size=recipe.batch_size // world,
+        per_device_eval_batch_size=max(recipe.batch_size, 128), learning_rate=recipe.learning_rate,
+        weight_decay=recipe.weight_decay, max_steps=steps,
+        warmup_steps=int(recipe.warmup_ratio * steps), lr_scheduler_type="linear",
+        optim="adamw_torch_fused", bf16=recipe.precision == "bf16",
+        fp16=recipe.precision == "fp16", use_cpu=device == "cpu",
+        eval_strategy="steps", eval_steps=recipe.eval_every, save_strategy="steps",
+        save_steps=recipe.eval_every, save_total_limit=1, logging_steps=max(1, recipe.eval_every // 5),
+        seed=recipe.seed, data_seed=recipe.seed, report_to="none", remove_unused_columns=False,
         disable_tqdm=True, dataloader_num_workers=0,  # core.progress draws the live bar
-        torch_compile=settings.torch_compile, ddp_find_unused_parameters=False,
+        torch_compile=recipe.compute.torch_compile, ddp_find_unused_parameters=False,
     )
 
 
@@ -203,7 +245,8 @@ def quiet_progress_bars() -> None:
         hf_logging.disable_progress_bar()
 
 
-def train_mlm(folder: Path | None, settings: Settings, data: PretrainingData, ws: int, work_dir: Path) -> None:
+def train_mlm(folder: Path | None, series: SeriesRecipe, data: PretrainingData, ws: int,
+              work_dir: Path) -> None:
     """Pre-train one model on W_S, resuming from the last checkpoint in `work_dir`.
 
     The main process saves model, card and log into `folder`; other DDP ranks pass None.
@@ -212,22 +255,24 @@ def train_mlm(folder: Path | None, settings: Settings, data: PretrainingData, ws
 
     hf_logging.set_verbosity_error()
     quiet_progress_bars()
+    recipe, seq_len = series.training, series.data.samples.seq_len
     tokenizer, samples = data.tokenizer, data.samples
-    model = new_model(settings, len(tokenizer), tokenizer.pad_token_id, resolved_device(settings))
+    model = new_model(series.architecture, len(tokenizer), tokenizer.pad_token_id,
+                      recipe.compute.torch_device)
     heldout = (samples.array("test_inputs"), samples.array("test_labels"), samples.array("test_kinds"))
     rows = samples.train_slice(ws)
     trainer = MLMTrainer(
-        model=model, args=training_arguments(settings, work_dir, ws), train_dataset=TokenRows(rows),
+        model=model, args=training_arguments(recipe, work_dir, ws), train_dataset=TokenRows(rows),
         eval_dataset=TokenRows(samples.array("test_ids")),
-        data_collator=GlobalBatchCollator(tokenizer, settings.mask_prob,
+        data_collator=GlobalBatchCollator(tokenizer, recipe.mask_prob,
                                           int(os.environ.get("RANK", "0")), world_size()),
         callbacks=[ProgressLines(f"W_S={ws}"),
-                   trainer_progress(f"pre-training W_S={ws}", settings.batch_size * settings.seq_len)],
+                   trainer_progress(f"pre-training W_S={ws}", recipe.batch_size * seq_len)],
         heldout=heldout,
     )
     trainer.remove_callback(PrinterCallback)
     resume = last_complete_checkpoint(work_dir)
-    trainer.data_collator.seed = settings.seed  # masks seeded by batch: see MLMCollator
+    trainer.data_collator.seed = recipe.seed  # masks seeded by batch: see MLMCollator
     trainer.data_collator.batches = int(resume.name.split("-")[1]) if resume else 0
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -242,7 +287,7 @@ def train_mlm(folder: Path | None, settings: Settings, data: PretrainingData, ws
     steps = trainer.state.global_step
     card = {
         "ws": ws, "parameters": parameter_count(model), "steps": steps,
-        "tokens_seen": int(steps * settings.batch_size * tokens_per_sample),
+        "tokens_seen": int(steps * recipe.batch_size * tokens_per_sample),
         "wall_seconds": wall, "resumed_from_step": int(resume.name.split("-")[1]) if resume else 0,
         "device": str(trainer.args.device), "processes": trainer.args.world_size,
         "train_loss": result.training_loss, "heldout_loss": final["eval_loss"],
@@ -273,14 +318,14 @@ class PretrainedModel:
         return pd.DataFrame(rows).groupby("step", as_index=False).first()
 
 
-def pretrained_model(settings: Settings, ws: int, data: PretrainingData | None = None,
+def pretrained_model(series: SeriesRecipe, ws: int, data: PretrainingData | None = None,
                      store: Store | None = None) -> PretrainedModel:
     """The model pre-trained on the first `ws` samples: published with the book (`pretrain=published`
     and the same recipe), else from the store, else trained now (saying so)."""
     store = store or Store()
-    data = data or pretraining_data(settings, store)
-    params = model_params(settings, data, ws)
-    if settings.values.get("pretrain", "published") == "published":
+    data = data or pretraining_data(series.data, store)
+    params = model_params(series.training, data, ws)
+    if series.pretrain == "published":
         published = published_folder(params)
         if published is not None:
             return PretrainedModel(published)
@@ -290,52 +335,18 @@ def pretrained_model(settings: Settings, ws: int, data: PretrainingData | None =
         work_dir = store.work_dir("model", params)
         if is_main_process():
             with store.writing("model", params) as folder:
-                train_mlm(folder, settings, data, ws, work_dir)
+                train_mlm(folder, series, data, ws, work_dir)
             store.clear_work_dir("model", params)
         else:
-            train_mlm(None, settings, data, ws, work_dir)
+            train_mlm(None, series, data, ws, work_dir)
         if torch.distributed.is_initialized():
             torch.distributed.barrier()
         found = store.path("model", params)
     return PretrainedModel(found)
 
 
-def pretrain_series(settings: Settings, store: Store | None = None) -> dict[int, PretrainedModel]:
+def pretrain_series(series: SeriesRecipe, store: Store | None = None) -> dict[int, PretrainedModel]:
     """One pre-trained model per W_S in `ws_list`, smallest first."""
     store = store or Store()
-    data = pretraining_data(settings, store)
-    return {ws: pretrained_model(settings, ws, data, store) for ws in settings.ws_list}
-
-
-def analysed_ws(settings: Settings) -> int:
-    """The W_S of the model read block by block: `analysis_ws`, else the largest of `ws_list`."""
-    ws = settings.analysis_ws or max(settings.ws_list)
-    if ws not in settings.ws_list:
-        raise ParameterError(f"analysis_ws={ws}: must be one of ws_list {list(settings.ws_list)}")
-    return ws
-
-
-def readout_key(settings: Settings, ws: int, trained: bool, data: PretrainingData) -> dict:
-    """The key of the model `readout_model` gives (its part of artifact keys)."""
-    if settings.values.get("model") is None:
-        key = model_params(settings, data, ws)
-    else:
-        key = checkpoint_params(settings.model, data.samples.folder.name, ws)
-    return key if trained else {**key, "untrained": True}
-
-
-def readout_model(settings: Settings, ws: int, trained: bool, data: PretrainingData, store: Store):
-    """(model, key): the pre-trained model of W_S, or the same architecture untrained (seeded);
-    with `model` set, the external checkpoint (W_S then only sizes the samples its readers
-    train on), or its architecture untrained."""
-    if settings.values.get("model") is not None:
-        name = settings.model
-        model = checkpoint_model(checkpoint_folder(name), has_mlm_head(name), trained,
-                                 data.tokenizer.pad_token_id, settings.seed,
-                                 resolved_device(settings))
-        return model, readout_key(settings, ws, trained, data)
-    if trained:
-        return pretrained_model(settings, ws, data, store).load(), model_params(settings, data, ws)
-    tokenizer = data.tokenizer
-    model = new_model(settings, len(tokenizer), tokenizer.pad_token_id, resolved_device(settings))
-    return model, {**model_params(settings, data, ws), "untrained": True}
+    data = pretraining_data(series.data, store)
+    return {ws: pretrained_model(series, ws, data, store) for ws in series.ws_list}

@@ -13,8 +13,9 @@ the written texts also get half a unit of each one's last digit (`agree_written`
 may both be 0.0605, but 0.060 and 0.062 cannot agree. Integers are counts, compared exactly to
 two significant digits. Words, verdicts and the numbers' places must match exactly.
 
-`install_nbval_comparison` wraps nbval's comparison; `aptutils.notebooks.pytest_configure`
-calls it, so `pytest book/` and the tests get it.
+A pytest plugin (`-p aptutils.plugins.nbval_numbers` in pyproject.toml's addopts): its
+`pytest_configure` calls `install_nbval_comparison`, which wraps nbval's comparison, so
+`pytest book/` and the tests get it.
 """
 from __future__ import annotations
 
@@ -126,5 +127,5 @@ def install_nbval_comparison() -> None:
 
 
 def pytest_configure(config) -> None:
-    """pytest plugin hook (`-p aptutils.core.numbers` in pyproject.toml's addopts)."""
+    """pytest hook: install the comparison before nbval compares anything."""
     install_nbval_comparison()
