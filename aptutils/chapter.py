@@ -11,7 +11,7 @@ from .analysis import apt, baselines, confidence, filters, scan, structure
 from .analysis.clusters import ClusterRule
 from .analysis.power import power_phrase
 from .core import counts, exports, verdicts
-from .core.counts import reading_name
+from .core.kinds import reading_name
 from .data import images, tasks
 from .data.images import ImageRecipe
 from .data.masking import special_token_ids

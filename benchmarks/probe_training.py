@@ -24,7 +24,7 @@ from aptutils.readout.probes import (
     train_probe_heads_until_stop,
 )
 from aptutils.readout.tuned_lens import new_translators, train_tuned_lens
-from aptutils.training.heads import WEIGHT_DECAY, EarlyStopping
+from aptutils.training.heads import WEIGHT_DECAY, EarlyStopping, HeadPlan
 
 HELD_OUT = 256  # positions scored by the book's loop at its first and last step
 
@@ -85,7 +85,7 @@ def measure(profile: str, vocab: int, steps: int, count: int, knobs: dict | None
             return F.cross_entropy(model.cls(lens[block](features[block][picked])).float(), target)
 
     book_probe = timed(lambda: train_probe_heads_until_stop(
-        heads(), cached, settings.probe_lr, batch, settings.seed, stopping,
+        heads(), cached, HeadPlan(settings.probe_lr, batch, settings.seed, stopping),
         candidates=candidates))
     probe = heads().train()
     plain_probe = timed(lambda: plain_loop(probe, probe_loss, batch, steps, cached.train,
@@ -93,8 +93,8 @@ def measure(profile: str, vocab: int, steps: int, count: int, knobs: dict | None
     for p in model.parameters():
         p.requires_grad_(False)
     book_lens = timed(lambda: train_tuned_lens(
-        new_translators(settings.hidden_size, blocks), model.cls, cached, settings.tuned_lens_lr,
-        batch, settings.seed, stopping))
+        new_translators(settings.hidden_size, blocks), model.cls, cached,
+        HeadPlan(settings.tuned_lens_lr, batch, settings.seed, stopping)))
     lens = new_translators(settings.hidden_size, blocks)
     plain_lens = timed(lambda: plain_loop(lens[:-1], lens_loss, batch, steps, cached.train,
                                           settings.tuned_lens_lr))

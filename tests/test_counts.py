@@ -3,16 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from aptutils.core.counts import (
-    KINDS,
-    TokenCounts,
-    count_predictions,
-    kind_rows,
-    reading_kinds,
-    reading_name,
-    summed_confusion,
-)
+from aptutils.core.counts import TokenCounts, count_predictions, summed_confusion
 from aptutils.core.device import autocast
+from aptutils.core.kinds import KINDS, kind_rows, reading_kinds, reading_name
 
 
 def test_count_predictions_of_five_hand_made_positions():

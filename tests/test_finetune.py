@@ -59,11 +59,10 @@ def fake_result(confidence: list[list[float]], predicted: list[list[int]]) -> Fi
 
 
 def test_join_gives_one_row_per_block_and_sample_and_counts_the_dropped():
-    settings = resolve({"profile": "smoke"})
     result = fake_result([[0.9, 0.6, 0.7], [0.8, 0.5, 0.99]], [[0, 0, 1], [0, 1, 0]])
     untrained = FinetuneResult(result.task, ModelSpec(128, False), "frozen", (0, 2), result.confidence,
                                result.predicted, result.labels, result.confusion)
-    frame = confidence_frame([result, untrained], 128, APT, [PAD, CLS])  # W_S read on smoke: 128
+    frame = confidence_frame([result, untrained], 128, APT, [PAD, CLS])  # the W_S read: 128
     assert len(frame) == 6  # the untrained model's classifiers are not joined
     last = frame[frame["block"] == 2].set_index("sample")
     assert last["confidence"].tolist() == [0.8, 0.5, 0.99]

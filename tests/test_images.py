@@ -355,3 +355,14 @@ def test_every_profile_sets_every_image_knob():
     for profile in ("smoke", "cpu", "gpu", "paper"):
         settings = resolve({"profile": profile})
         assert all(name in settings.values for name in ch7_image_analogy.CHAPTER_KNOBS)
+
+
+def test_the_filter_figure_draws_the_fields_the_report_picks():
+    readout = readout_of(planted_labels(), planted_labels(), planted_labels())  # one filter a layer
+    fields = ch7_image_analogy.sharpest_filter_fields(readout, 0.5)
+    assert list(fields) == [1, 3]  # the first and the last conv layer
+    assert [[(f.layer, f.filter) for f in shown] for shown in fields.values()] == [[(1, 0)], [(3, 0)]]
+    assert fields[1][0].field.shape == (10, 10)
+    figure = image_figures.filter_fields_figure(fields, tuple("abcdefghij"))
+    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
+    assert [t.split("\n")[0] for t in titles] == ["layer 1, filter 0", "layer 3, filter 0"]

@@ -31,7 +31,7 @@ from aptutils.readout.tuned_lens import (
     new_translators,
     train_tuned_lens,
 )
-from aptutils.training.heads import EarlyStopping, held_out_losses, train_until_stop
+from aptutils.training.heads import EarlyStopping, HeadPlan, held_out_losses, train_until_stop
 
 VOCAB = 40
 
@@ -105,9 +105,9 @@ def test_tuned_lens_training_lowers_the_held_out_kl_and_leaves_the_model_alone(t
     translators = new_translators(16, 3)
     head_before = {name: p.detach().clone() for name, p in model.cls.named_parameters()}
     wanted = {name: p.requires_grad for name, p in model.named_parameters()}
-    curves = train_tuned_lens(translators, model.cls, positions, learning_rate=3e-2, batch_size=32,
-                              seed=0, stopping=EarlyStopping(eval_every=5, patience=3,
-                                                             max_steps=300))
+    plan = HeadPlan(learning_rate=3e-2, batch_size=32, seed=0,
+                    stopping=EarlyStopping(eval_every=5, patience=3, max_steps=300))
+    curves = train_tuned_lens(translators, model.cls, positions, plan)
     # step 0 is the identity, i.e. the lens: its held-out KL, computed by hand
     for block in (0, 1):
         assert curves.held_out[0][block] == pytest.approx(
@@ -156,8 +156,8 @@ def scripted_run(held_out_by_head: list[dict[int, float]], stopping: EarlyStoppi
             step[0] += 1
         return result
 
-    curves = train_until_stop(heads, counted, torch.arange(4), torch.arange(1), learning_rate=0.1,
-                              batch_size=2, seed=0, stopping=stopping)
+    curves = train_until_stop(heads, counted, torch.arange(4), torch.arange(1),
+                              HeadPlan(learning_rate=0.1, batch_size=2, seed=0, stopping=stopping))
     return curves, heads, seen, step[0]
 
 
@@ -218,8 +218,8 @@ def test_a_probe_reads_a_block_that_carries_the_label_and_not_shuffled_labels():
         heads = new_probe_heads(config, 1, seed=0)
         positions = TrainingPositions(BlockFeatures(features, targets, torch.ones_like(targets)),
                                       train, held_out)
-        curves = train_probe_heads_until_stop(heads, positions, learning_rate=3e-3, batch_size=100,
-                                              seed=0, stopping=EarlyStopping(25, 3, 400))
+        curves = train_probe_heads_until_stop(heads, positions,
+                                              HeadPlan(3e-3, 100, 0, EarlyStopping(25, 3, 400)))
         test = BlockFeatures(features[:, held_out], targets[held_out], torch.ones(500).long())
         counted = count_all_blocks({"probe": ProbeReader(heads)}, test, VOCAB)
         accuracy[name], stopped[name] = counted["probe"][0].counts.accuracy, curves.stop_step[0]

@@ -19,7 +19,7 @@ from aptutils.readout.probes import (
     train_probe_heads_until_stop,
 )
 from aptutils.readout.readers import HeadsReader, ProbeReader, TokenReader
-from aptutils.training.heads import EarlyStopping
+from aptutils.training.heads import EarlyStopping, HeadPlan
 
 VOCAB = 50
 
@@ -121,8 +121,8 @@ def test_a_sampled_softmax_probe_learns_what_the_full_softmax_probe_learns():
     accuracy = {}
     for candidates in (None, 40):
         heads = new_probe_heads(config(vocab=vocab), 1, seed=0)
-        train_probe_heads_until_stop(heads, positions, learning_rate=3e-3, batch_size=100, seed=0,
-                                     stopping=EarlyStopping(50, 3, 600), candidates=candidates)
+        plan = HeadPlan(3e-3, 100, 0, EarlyStopping(50, 3, 600))
+        train_probe_heads_until_stop(heads, positions, plan, candidates=candidates)
         accuracy[candidates] = count_all_blocks({"probe": ProbeReader(heads)}, test,
                                                 vocab)["probe"][0].counts.accuracy
     assert accuracy[None] > 0.9 and accuracy[40] > 0.9, accuracy  # chance is 1/395

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata, spearmanr
 
-from ..core.counts import KINDS, Reading, TokenCounts, reading_name, token_counts
+from ..core.counts import TokenCounts, token_counts
+from ..core.kinds import KINDS, Kinds, reading_name
 from ..data.masking import special_token_ids
 from ..data.pretraining import PretrainingData
 from ..readout.counting import BlockCounts
@@ -25,7 +26,7 @@ PAPER_MEAN_APT = {0: 0.037, 6: 0.31}  # Table 1 of the paper: <APT> at block 0 a
 BOOTSTRAP_CELLS = 2_000_000  # resampled values held in memory at once
 
 
-def apt_table(counts: TokenCounts, pretraining_frequency: np.ndarray, kinds: Reading = None,
+def apt_table(counts: TokenCounts, pretraining_frequency: np.ndarray, kinds: Kinds = None,
               min_occurrences: int = 1) -> pd.DataFrame:
     """One row per token that occurs as a modified token in W_test (any kind).
 
@@ -233,7 +234,7 @@ def pretraining_frequency(data: PretrainingData, ws: int) -> np.ndarray:
                         special_token_ids(data.tokenizer))
 
 
-def summary_row(counts: TokenCounts, frequency: np.ndarray, kinds: Reading = None,
+def summary_row(counts: TokenCounts, frequency: np.ndarray, kinds: Kinds = None,
                 min_occurrences: int = 1) -> dict[str, float]:
     """One row of Table 1: <APT> on the reading `kinds` first, then on all kinds and each kind,
     both APT(50) readings and the token-weighted accuracy on the reading, and on all kinds."""
@@ -251,7 +252,7 @@ def summary_row(counts: TokenCounts, frequency: np.ndarray, kinds: Reading = Non
 
 
 def block_summary(readers: dict[str, list[BlockCounts]], frequency: np.ndarray,
-                  kinds: Reading = None, min_occurrences: int = 1,
+                  kinds: Kinds = None, min_occurrences: int = 1,
                   rules: dict[str, TokenCounts] | None = None) -> pd.DataFrame:
     """Table 1: a `summary_row` per reader (e.g. "probe", "untrained, probe") and block, then
     one per trivial rule (block "any"), all on the same W_test. Indexed by (reader, block); the
@@ -273,7 +274,7 @@ def depth_curve(summary: pd.DataFrame, reader: str, column: str) -> pd.Series:
 
 
 def rise_decomposition(counts: dict[str, list[BlockCounts]], frequency: np.ndarray,
-                       n_groups: int = 2, kinds: Reading = None,
+                       n_groups: int = 2, kinds: Kinds = None,
                        min_occurrences: int = 1) -> pd.DataFrame:
     """How much of the rise of <APT> (reading `kinds`) from block 0 to the last block each
     frequency group gives. Tokens: those with at least `min_occurrences` positions of the

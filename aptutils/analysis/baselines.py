@@ -16,7 +16,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..core.counts import Reading, TokenCounts, count_predictions
+from ..core.counts import TokenCounts, count_predictions
+from ..core.kinds import Kinds
 
 RULES = ("most frequent token", "copy the input", "copy, else most frequent")
 
@@ -58,7 +59,7 @@ def pooled_rule_counts(maskings: Iterable[tuple[np.ndarray, np.ndarray, np.ndarr
     return pooled
 
 
-def best_rule(rules: dict[str, TokenCounts], kinds: Reading = None,
+def best_rule(rules: dict[str, TokenCounts], kinds: Kinds = None,
               min_occurrences: int = 1) -> str:
     """The rule with the highest <APT> on a reading (ties: the first in `rules`): what a model
     must beat before its <APT> says more than frequencies or copying."""

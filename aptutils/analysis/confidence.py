@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.apt import NO_INTERVAL, binned_means, spearman_ci, spearman_rho
-from ..core.counts import Reading, TokenCounts, kind_rows
+from ..core.counts import TokenCounts
+from ..core.kinds import Kinds, kind_rows
 from ..training.finetune import FinetuneResult
 
 GROUPS = ("all", "correct", "wrong")
@@ -39,7 +40,7 @@ class TokenOccurrences:
     min_occurrences: int
 
     @classmethod
-    def of(cls, counts: TokenCounts, kinds: Reading, min_occurrences: int) -> "TokenOccurrences":
+    def of(cls, counts: TokenCounts, kinds: Kinds, min_occurrences: int) -> "TokenOccurrences":
         rows = kind_rows(kinds)
         return cls(counts.correct[rows], counts.total[rows], max(1, min_occurrences))
 

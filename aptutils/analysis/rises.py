@@ -25,7 +25,8 @@ from ..analysis.apt import (
     rowwise_spearman,
     spearman_ci,
 )
-from ..core.counts import TokenCounts, reading_name
+from ..core.counts import TokenCounts
+from ..core.kinds import reading_name
 from ..core.recipes import Recipe
 
 

@@ -1,52 +1,23 @@
 """Token predictions as counts per (kind, true token), never stored logits, and the one counting
 engine that makes them (`count_predictions`).
 
-A *reading* is a set of kinds of modified position: masked (the input is [MASK]), replaced (a
-random token) and unchanged (the true token itself is the input, so the model sees its own answer).
-Every per-token number says which reading it rests on. Used by chapter 1 (held-out curves),
+Counts keep one row per kind of modified position (`core.kinds`: masked, replaced, unchanged);
+every per-token number says which kinds it reads. Used by chapter 1 (held-out curves),
 chapters 2-4 and 6 (block counts, APT, confusions).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .kinds import KINDS, Kinds, kind_rows
+
 IGNORE = -100  # label of a position that is not modified (no loss, not counted)
 NOT_MODIFIED, MASKED, REPLACED, UNCHANGED = 0, 1, 2, 3  # kinds of a position in a masked set
-KIND_NAMES = {MASKED: "masked", REPLACED: "replaced", UNCHANGED: "unchanged"}
-KINDS = tuple(KIND_NAMES.values())  # the kinds in row order of the [3, V] count arrays
-
-Reading = str | Iterable[str] | None  # one kind, several, "all" or None (all)
-
-
-def reading_kinds(kinds: Reading) -> tuple[str, ...]:
-    """The kinds of a reading in row order: None or "all" -> all three; "masked,replaced" or
-    ("replaced", "masked") -> ("masked", "replaced"). Unknown or no kinds raise ValueError."""
-    if kinds is None or kinds == "all":
-        return KINDS
-    names = kinds.replace("+", ",").split(",") if isinstance(kinds, str) else list(kinds)
-    names = {str(name).strip() for name in names if str(name).strip()}
-    if "all" in names:
-        return KINDS
-    unknown = sorted(names - set(KINDS))
-    if unknown or not names:
-        raise ValueError(f"a reading is 'all' or kinds among {', '.join(KINDS)}; got {kinds!r}")
-    return tuple(kind for kind in KINDS if kind in names)
-
-
-def kind_rows(kinds: Reading) -> list[int]:
-    """Rows of the [3, V] count arrays that a reading sums."""
-    return [KINDS.index(kind) for kind in reading_kinds(kinds)]
-
-
-def reading_name(kinds: Reading) -> str:
-    """"all", or the kinds joined by "+" ("masked", "masked+replaced")."""
-    chosen = reading_kinds(kinds)
-    return "all" if chosen == KINDS else "+".join(chosen)
+KIND_NAMES = dict(zip((MASKED, REPLACED, UNCHANGED), KINDS))
 
 
 @dataclass
@@ -54,7 +25,7 @@ class TokenCounts:
     """correct[k, t], total[k, t]: modified positions of kind k+1 (masked, replaced, unchanged)
     whose true token is t, and how many of them were predicted right. Shapes [3, vocab].
 
-    Every reader below takes a reading (`kinds`: None for all kinds, one kind or several)."""
+    Every method below takes the kinds it reads (`kinds`: None for all, one kind or several)."""
 
     correct: np.ndarray
     total: np.ndarray
@@ -65,7 +36,7 @@ class TokenCounts:
         return TokenCounts(self.correct + other.correct, self.total + other.total,
                            self.loss_sum + other.loss_sum)
 
-    def occurrences(self, kinds: Reading = None) -> np.ndarray:
+    def occurrences(self, kinds: Kinds = None) -> np.ndarray:
         """Modified positions of each token in the reading. Shape [vocab]."""
         return self.total[kind_rows(kinds)].sum(0)
 
@@ -74,7 +45,7 @@ class TokenCounts:
         """Token-weighted accuracy over all modified positions."""
         return self.kind_accuracy(None)
 
-    def kind_accuracy(self, kinds: Reading) -> float:
+    def kind_accuracy(self, kinds: Kinds) -> float:
         """Token-weighted accuracy over the modified positions of a reading (e.g. "masked")."""
         rows = kind_rows(kinds)
         return float(self.correct[rows].sum() / max(self.total[rows].sum(), 1))
@@ -84,7 +55,7 @@ class TokenCounts:
         """Mean cross-entropy per modified position (nats)."""
         return self.loss_sum / max(float(self.total.sum()), 1.0)
 
-    def apt(self, kinds: Reading = None, min_occurrences: int = 1) -> np.ndarray:
+    def apt(self, kinds: Kinds = None, min_occurrences: int = 1) -> np.ndarray:
         """APT(t) on a reading; NaN where t has fewer than max(1, min_occurrences) positions of
         the reading. Shape [vocab]."""
         rows = kind_rows(kinds)
@@ -92,7 +63,7 @@ class TokenCounts:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(total >= max(1, min_occurrences), correct / np.maximum(total, 1), np.nan)
 
-    def mean_apt(self, kinds: Reading = None, min_occurrences: int = 1) -> float:
+    def mean_apt(self, kinds: Kinds = None, min_occurrences: int = 1) -> float:
         """<APT>: the plain mean of APT(t) over the tokens with at least `min_occurrences`
         positions of the reading (each token weighs the same); NaN if there are none."""
         values = self.apt(kinds, min_occurrences)
@@ -139,7 +110,7 @@ def kind_confusions(predicted: np.ndarray, labels: np.ndarray, kinds: np.ndarray
                                shape=(vocab_size, vocab_size)) for k in range(len(KINDS)))
 
 
-def summed_confusion(by_kind: tuple[sp.csr_matrix, ...], kinds: Reading) -> sp.csr_matrix:
+def summed_confusion(by_kind: tuple[sp.csr_matrix, ...], kinds: Kinds) -> sp.csr_matrix:
     """The confusion of a reading: the per-kind matrices of its kinds summed."""
     rows = kind_rows(kinds)
     total = by_kind[rows[0]].copy()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import ParameterError
+from .kinds import KINDS, reading_kinds
 
 PROFILE_NAMES = ("smoke", "cpu", "gpu", "paper")
 DEFAULT_PROFILE = "cpu"
@@ -107,11 +108,9 @@ def _integer_list(low: int):
 
 def _kinds():
     """A reading of modified positions: "all" or kinds among masked, replaced, unchanged
-    (comma-separated) -> the kinds in row order, as `core.counts.reading_kinds` parses it."""
+    (comma-separated) -> the kinds in row order, as `core.kinds.reading_kinds` parses them."""
 
     def parse(name: str, value: Any) -> tuple[str, ...]:
-        from .counts import KINDS, reading_kinds  # lazily: counts imports torch
-
         try:
             return reading_kinds(value)
         except (TypeError, ValueError):

@@ -49,8 +49,8 @@ CODE_OF = {
 }
 # Modules that hold parameters and plumbing, not how an artifact is computed: the values they
 # yield are in the artifact's parameters, so editing them (e.g. adding a knob) keeps the store.
-NOT_CODE = ("core/params.py", "core/knobs.py", "core/profiles.py", "core/store.py",
-            "core/errors.py", "core/verdicts.py", "__init__.py")
+NOT_CODE = ("core/params.py", "core/knobs.py", "core/profiles.py", "core/recipes.py",
+            "core/store.py", "core/errors.py", "core/verdicts.py", "__init__.py")
 
 
 PATH_VARIABLES = ("APTBOOK_DATA", "APTBOOK_STORE")

@@ -6,11 +6,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..analysis.filters import layer_filter_labels, sharpest_filters
 from ..core.exports import export_figures
 from ..data.images import ImageData
 from ..readout.layers import LayerReadout
-from ..reports.ch7_image_analogy import TextBlocks
+from ..reports.ch7_image_analogy import FilterField, TextBlocks
 from . import figures, heatmaps, task_figures
 
 
@@ -26,20 +25,18 @@ def label_examples_figure(data: ImageData) -> plt.Figure:
     return figure
 
 
-def filter_fields_figure(readout: LayerReadout, threshold: float, names: tuple[str, ...],
+def filter_fields_figure(fields: dict[int, list[FilterField]], names: tuple[str, ...],
                          count: int = 4) -> plt.Figure:
-    """Normalised single-filter matrices of the `count` sharpest filters of the first and the last
-    conv layer; the recognised labels are named in each title."""
-    every = layer_filter_labels(readout, threshold)
-    layers = list(dict.fromkeys((0, len(every) - 1)))
-    figure, axes = plt.subplots(len(layers), count, figsize=(2.9 * count, 3.0 * len(layers)),
+    """Normalised single-filter matrices, one row per conv layer of `fields`
+    (`ch7_image_analogy.sharpest_filter_fields`), `count` columns; the recognised labels are
+    named in each title."""
+    figure, axes = plt.subplots(len(fields), count, figsize=(2.9 * count, 3.0 * len(fields)),
                                 squeeze=False, layout="constrained")
-    for row, layer in zip(axes, layers):
-        found = every[layer]
-        for axis, c in zip(row, sharpest_filters(found, count)):
-            heatmaps.heatmap(axis, found.normalised[c], names, names)
-            labels = ", ".join(names[i] for i in np.flatnonzero(found.recognised[c]))
-            axis.set_title(f"layer {layer + 1}, filter {c}\n{labels}", fontsize=8)
+    for row, (layer, shown) in zip(axes, fields.items()):
+        for axis, one in zip(row, shown):
+            heatmaps.heatmap(axis, one.field, names, names)
+            labels = ", ".join(names[i] for i in one.recognised)
+            axis.set_title(f"layer {layer}, filter {one.filter}\n{labels}", fontsize=8)
     for axis in axes[:, 0]:
         axis.set_ylabel("image label")
     for axis in axes[-1]:

@@ -21,15 +21,9 @@ import scipy.sparse as sp
 import torch
 import torch.distributed as dist
 
-from ..core.counts import (
-    KINDS,
-    Reading,
-    TokenCounts,
-    count_predictions,
-    reading_kinds,
-    summed_confusion,
-)
+from ..core.counts import TokenCounts, count_predictions, summed_confusion
 from ..core.device import autocast
+from ..core.kinds import KINDS, Kinds, reading_kinds
 from ..core.progress import live_bar
 from ..readout.features import BlockFeatures, block_features
 from ..readout.readers import BlockReader, TokenReader
@@ -59,12 +53,12 @@ class BlockCounts:
 
     @classmethod
     def of_kinds(cls, counts: TokenCounts, by_kind: tuple[sp.csr_matrix, ...],
-                 kinds: Reading = None) -> "BlockCounts":
+                 kinds: Kinds = None) -> "BlockCounts":
         """Counts whose confusion sums the per-kind matrices of the reading `kinds`."""
         chosen = reading_kinds(kinds)
         return cls(counts, summed_confusion(by_kind, chosen), tuple(by_kind), chosen)
 
-    def select(self, kinds: Reading) -> "BlockCounts":
+    def select(self, kinds: Kinds) -> "BlockCounts":
         """The same counts with the confusion of another reading (no recount)."""
         if self.by_kind is None:
             if reading_kinds(kinds) == self.reading:
@@ -219,7 +213,7 @@ def save_block_counts(folder: Path, counts: dict[str, list[BlockCounts]]) -> Non
                 data=np.concatenate([p.data for p in parts]))
 
 
-def load_block_counts(folder: Path, protocol: str, kinds: Reading = None) -> list[BlockCounts]:
+def load_block_counts(folder: Path, protocol: str, kinds: Kinds = None) -> list[BlockCounts]:
     """The counts of every block of one protocol, block 0 first, their confusion summed over the
     reading `kinds` (None: all kinds). Files without per-kind confusions (written before the
     confusion was kept per kind) load with their summed confusion and only the reading all."""

@@ -25,12 +25,7 @@ from transformers.models.bert.modeling_bert import BertOnlyMLMHead
 from ..core.device import autocast
 from ..readout.features import BlockFeatures
 from ..readout.readers import mlm_decoder_input
-from ..training.heads import (
-    EarlyStopping,
-    HeadCurves,
-    cross_entropy_losses,
-    train_until_stop,
-)
+from ..training.heads import HeadCurves, HeadPlan, cross_entropy_losses, train_until_stop
 
 HELD_OUT_SHARE = 0.05  # of the W_S samples whose modified positions decide when a reader stops
 SAMPLED_ABOVE = 16_384  # `probe_softmax auto`: the sampled softmax above this many tokens
@@ -172,9 +167,7 @@ def sampled_softmax_losses(heads: torch.nn.ModuleList, features: torch.Tensor,
 
 
 def train_probe_heads_until_stop(heads: torch.nn.ModuleList, positions: TrainingPositions,
-                                 learning_rate: float, batch_size: int, seed: int,
-                                 stopping: EarlyStopping, device: str = "cpu",
-                                 progress: bool = False,
+                                 plan: HeadPlan, device: str = "cpu", progress: bool = False,
                                  candidates: int | None = None) -> HeadCurves:
     """Train probe head b on block b's training positions (cross-entropy against the true token,
     bf16 autocast) until its held-out loss stops falling; each head keeps its best state.
@@ -189,9 +182,9 @@ def train_probe_heads_until_stop(heads: torch.nn.ModuleList, positions: Training
     else:
         vocab = heads[0].predictions.decoder.out_features
         proposal = label_proposal(labels[positions.train], vocab)
-        losses = sampled_softmax_losses(heads, features, labels, proposal, candidates, seed + 1,
-                                        device)
+        losses = sampled_softmax_losses(heads, features, labels, proposal, candidates,
+                                        plan.seed + 1, device)
         held_out = sampled_softmax_losses(heads, features, labels, proposal, candidates,
-                                          seed + 2, device, fixed=True)
-    return train_until_stop(heads, losses, positions.train, positions.held_out, learning_rate,
-                            batch_size, seed, stopping, progress, "probe heads", held_out)
+                                          plan.seed + 2, device, fixed=True)
+    return train_until_stop(heads, losses, positions.train, positions.held_out, plan, progress,
+                            "probe heads", held_out)

@@ -60,7 +60,7 @@ from ..readout.readers import (
     TunedLensReader,
 )
 from ..readout.tuned_lens import new_translators, train_tuned_lens
-from ..training.heads import EarlyStopping, HeadCurves
+from ..training.heads import EarlyStopping, HeadCurves, HeadPlan
 from ..training.pretrain import SeriesRecipe, model_params, pretrained_model
 from ..training.subject import Subject
 
@@ -116,7 +116,7 @@ class CountsRecipe(Recipe):
     kinds: tuple[str, ...]
 
 
-def readout_params(recipe: ReadersRecipe, model_key: dict) -> dict:
+def readers_params(recipe: ReadersRecipe, model_key: dict) -> dict:
     """Exactly what determines a model's trained readers (probe heads, tuned lens) and so its
     block counts: the model and the reader knobs."""
     return {"model": model_key, **recipe.probe.key(), **recipe.tuned_lens.key(),
@@ -162,15 +162,18 @@ def built_once(store: Store, kind: str, params: dict, build) -> Path:
     return store.path(kind, params)
 
 
-def _stopping(reader: ProbeRecipe | TunedLensRecipe, max_epochs: float,
-              positions: TrainingPositions) -> EarlyStopping:
+def _plan(reader: ProbeRecipe | TunedLensRecipe, max_epochs: float, learning_rate: float,
+          seed: int, positions: TrainingPositions) -> HeadPlan:
+    """How a reader's heads train: at most `max_epochs` passes over its training positions."""
     steps = max(1, math.ceil(max_epochs * len(positions.train) / reader.probe_batch))
-    return EarlyStopping(reader.probe_eval_every, reader.probe_patience, steps)
+    return HeadPlan(learning_rate, reader.probe_batch, seed,
+                    EarlyStopping(reader.probe_eval_every, reader.probe_patience, steps))
 
 
-def _train_reader(folder, what: str, positions: TrainingPositions, stopping: EarlyStopping,
+def _train_reader(folder, what: str, positions: TrainingPositions, plan: HeadPlan,
                   train, objective: str) -> None:
     """Run `train()` (-> HeadCurves), print its outcome, write `training.json` into `folder`."""
+    stopping = plan.stopping
     print(f"Training {what} ({objective}) on {len(positions.train):,} modified positions of W_S "
           f"({len(positions.held_out):,} held out; at most {stopping.max_steps:,} steps, a "
           f"held-out evaluation every {stopping.eval_every})", flush=True)
@@ -205,11 +208,10 @@ def probe_heads(recipe: ReadersRecipe, subject: Subject, data: PretrainingData, 
     def build(folder):
         training, heads = positions(), new_heads()
         compiled(recipe, *heads)
-        stopping = _stopping(probe, probe.probe_max_epochs, training)
-        _train_reader(folder, f"{blocks} probe heads", training, stopping,
-                      lambda: train_probe_heads_until_stop(
-                          heads, training, probe.probe_lr, probe.probe_batch, recipe.seed,
-                          stopping, device, progress=True, candidates=candidates),
+        plan = _plan(probe, probe.probe_max_epochs, probe.probe_lr, recipe.seed, training)
+        _train_reader(folder, f"{blocks} probe heads", training, plan,
+                      lambda: train_probe_heads_until_stop(heads, training, plan, device,
+                                                           progress=True, candidates=candidates),
                       objective_text(candidates, vocab))
         torch.save(trained_state(heads.cpu()), folder / "heads.pt")
 
@@ -230,12 +232,10 @@ def tuned_lens_translators(recipe: ReadersRecipe, subject: Subject, data: Pretra
 
     def build(folder):
         training, translators = positions(), new_translators(hidden, blocks)
-        stopping = _stopping(lens, lens.tuned_lens_max_epochs, training)
-        _train_reader(folder, f"the tuned lens's {blocks - 1} affine maps", training, stopping,
-                      lambda: train_tuned_lens(
-                          translators, model.cls, training, lens.tuned_lens_lr,
-                          lens.probe_batch, recipe.seed, stopping, device,
-                          progress=True),
+        plan = _plan(lens, lens.tuned_lens_max_epochs, lens.tuned_lens_lr, recipe.seed, training)
+        _train_reader(folder, f"the tuned lens's {blocks - 1} affine maps", training, plan,
+                      lambda: train_tuned_lens(translators, model.cls, training, plan, device,
+                                               progress=True),
                       f"KL to the last block over all {model.config.vocab_size:,} tokens")
         torch.save(translators.cpu().state_dict(), folder / "translators.pt")
 
@@ -309,7 +309,7 @@ def block_counts_params(recipe: CountsRecipe, model_key: dict) -> dict:
     """Exactly what determines a model's block counts: its probes' key, the W_test maskings
     pooled (with W_test's extension) and the counting rule (the reading `kinds` is chosen when
     they are read)."""
-    return {**readout_params(recipe.readers, model_key), **maskings_params(recipe.heldout),
+    return {**readers_params(recipe.readers, model_key), **maskings_params(recipe.heldout),
             "counting": COUNTING}
 
 

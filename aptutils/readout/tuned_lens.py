@@ -19,7 +19,7 @@ from torch import nn
 
 from ..core.device import autocast
 from ..readout.probes import TrainingPositions
-from ..training.heads import EarlyStopping, HeadCurves, train_until_stop
+from ..training.heads import HeadCurves, HeadPlan, train_until_stop
 
 
 def new_translators(hidden: int, blocks: int) -> nn.ModuleList:
@@ -73,8 +73,7 @@ def kl_to_last_block(translators: nn.ModuleList, head: nn.Module, features: torc
 
 
 def train_tuned_lens(translators: nn.ModuleList, head: nn.Module, positions: TrainingPositions,
-                     learning_rate: float, batch_size: int, seed: int, stopping: EarlyStopping,
-                     device: str = "cpu", progress: bool = False) -> HeadCurves:
+                     plan: HeadPlan, device: str = "cpu", progress: bool = False) -> HeadCurves:
     """Train translators 0..blocks-2 (the last is the identity) on W_S's training positions until
     each one's held-out KL stops falling; each keeps its best state. head: the model's own MLM
     head (`model.cls`), frozen meanwhile. Returns the held-out curves (KL in nats)."""
@@ -82,5 +81,5 @@ def train_tuned_lens(translators: nn.ModuleList, head: nn.Module, positions: Tra
     trained = nn.ModuleList(translators[:-1])
     losses = kl_to_last_block(translators, head, positions.features.features, device)
     with frozen(head):
-        return train_until_stop(trained, losses, positions.train, positions.held_out,
-                                learning_rate, batch_size, seed, stopping, progress, "tuned lens")
+        return train_until_stop(trained, losses, positions.train, positions.held_out, plan,
+                                progress, "tuned lens")

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..analysis.apt import INTERVAL_LEVEL
 from ..analysis.confidence import TokenOccurrences, confidence_frame, reliability_table
-from ..core.counts import reading_name
+from ..core.kinds import reading_name
 from ..core.params import Settings
 from ..core.store import Store
 from ..data.masking import special_token_ids

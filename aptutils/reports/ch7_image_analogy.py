@@ -54,6 +54,7 @@ from ..analysis.filters import (
     layer_snr_nulls,
     layer_structure,
     reference_partition,
+    sharpest_filters,
 )
 from ..analysis.power import DETECTED
 from ..analysis.scan import null_quantile
@@ -135,6 +136,28 @@ def confusion_table(readout: LayerReadout, settings: Settings) -> pd.DataFrame:
     structure = layer_structure(readout, settings.recipe(ClusterRule), settings.null_repeats,
                                 settings.seed)
     return structure.assign(accuracy=readout.accuracy)[["accuracy", *structure.columns]]
+
+
+@dataclass(frozen=True)
+class FilterField:
+    """One filter of conv layer `layer` (1-based): its normalised single-filter matrix `field`
+    [labels, labels] and the labels it recognises (indices)."""
+
+    layer: int
+    filter: int
+    field: np.ndarray
+    recognised: np.ndarray
+
+
+def sharpest_filter_fields(readout: LayerReadout, threshold: float,
+                           count: int = 4) -> dict[int, list[FilterField]]:
+    """The `count` sharpest filters (`filters.sharpest_filters`) of the first and the last conv
+    layer, by layer (1-based): what `image_figures.filter_fields_figure` draws."""
+    every = layer_filter_labels(readout, threshold)
+    return {layer + 1: [FilterField(layer + 1, int(c), every[layer].normalised[c],
+                                    np.flatnonzero(every[layer].recognised[c]))
+                        for c in sharpest_filters(every[layer], count)]
+            for layer in dict.fromkeys((0, len(every) - 1))}
 
 
 def confusion_label_order(readout: LayerReadout, rule: ClusterRule) -> np.ndarray:

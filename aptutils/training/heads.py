@@ -108,6 +108,17 @@ class EarlyStopping:
     max_steps: int
 
 
+@dataclass(frozen=True)
+class HeadPlan:
+    """How `train_until_stop` trains a set of heads: AdamW at a constant `learning_rate`, seeded
+    (`seed`) batches of `batch_size` positions, held-out evaluations and stops by `stopping`."""
+
+    learning_rate: float
+    batch_size: int
+    seed: int
+    stopping: EarlyStopping
+
+
 @dataclass
 class HeadCurves:
     """The held-out curves of jointly trained heads.
@@ -149,23 +160,22 @@ def held_out_losses(losses: Callable[[torch.Tensor, Sequence[int]], list[torch.T
 
 def train_until_stop(heads: torch.nn.ModuleList,
                      losses: Callable[[torch.Tensor, Sequence[int]], list[torch.Tensor]],
-                     train_rows: torch.Tensor, held_out_rows: torch.Tensor, learning_rate: float,
-                     batch_size: int, seed: int, stopping: EarlyStopping,
+                     train_rows: torch.Tensor, held_out_rows: torch.Tensor, plan: HeadPlan,
                      progress: bool = False, desc: str = "heads",
                      held_out_loss: Callable[[torch.Tensor, Sequence[int]], list[torch.Tensor]]
                      | None = None) -> HeadCurves:
     """Train every head of `heads` jointly through `train_steps` until each one's held-out loss
-    stops falling (`stopping`); each head ends with its best evaluated parameters.
+    stops falling (`plan.stopping`); each head ends with its best evaluated parameters.
 
     losses(picked [B], heads k) -> the mean loss of each head k on the positions `picked` (it
-    opens its own autocast region); the steps draw seeded batches of `batch_size` positions of
-    `train_rows` [N] with replacement, and every evaluation scores `held_out_rows` [M]. A stopped
+    opens its own autocast region); the steps draw seeded batches of `plan.batch_size` positions
+    of `train_rows` [N] with replacement, and every evaluation scores `held_out_rows` [M]. A stopped
     head leaves the summed loss, so its parameters get no gradient and AdamW leaves them alone.
     held_out_loss: what the evaluations score, in the form of `losses` (default: `losses`; an
     estimate drawn afresh per call must draw the same at every evaluation, to be compared).
     """
     heads.train()
-    count = len(heads)
+    count, stopping = len(heads), plan.stopping
     active = list(range(count))
 
     def snapshot(k: int) -> list[torch.Tensor]:
@@ -202,8 +212,9 @@ def train_until_stop(heads: torch.nn.ModuleList,
         return losses(train_rows[picked], active)
 
     train_steps([p for p in heads.parameters() if p.requires_grad],
-                random_batches(len(train_rows), batch_size, stopping.max_steps, seed), step_losses,
-                learning_rate, constant, stopping.max_steps, progress, desc, after_step)
+                random_batches(len(train_rows), plan.batch_size, stopping.max_steps, plan.seed),
+                step_losses, plan.learning_rate, constant, stopping.max_steps, progress, desc,
+                after_step)
     with torch.no_grad():
         for k in range(count):
             trainable = [p for p in heads[k].parameters() if p.requires_grad]
