@@ -185,8 +185,9 @@ def test_label_confusion_and_paired_gain_on_hand_made_predictions():
     assert label_confusion(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), 3).tolist() == \
         [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
     after, before = np.array([True, True, True, True]), np.array([False, True, False, True])
-    assert paired_gain_ci(after, before, n_boot=200)[0] == 0.5
-    assert paired_gain_ci(after, after) == (0.0, 0.0, 0.0)
+    assert paired_gain_ci(after, before, n_boot=200).estimate == 0.5
+    same = paired_gain_ci(after, after)
+    assert (same.estimate, same.low, same.high, same.n) == (0.0, 0.0, 0.0, len(after))
 
 
 def test_full_fine_tuning_blocks_beyond_the_model_are_refused():

@@ -1,7 +1,7 @@
 """Block-by-block readouts of a pre-trained (or untrained) model, as store artifacts.
 
-`block_counts` returns, for every reader of `readers.BLOCK_READERS` ("probe", "lens",
-"tuned-lens") and every block, the counts per (kind, token) and the sparse confusions over
+`block_counts` returns, for the model being read (`training.subject.Subject`, built once by the
+chapter) and every reader of `readers.BLOCK_READERS` ("probe", "lens", "tuned-lens") and block, the counts per (kind, token) and the sparse confusions over
 `test_maskings` maskings of W_test and its `test_extension` (`data.heldout`); the probe heads and
 the tuned lens are artifacts keyed by the model and their knobs (`training.json` holds their
 held-out curves, `reader_training` reads them), the counts by all reader knobs and the maskings.
@@ -10,7 +10,9 @@ the same maskings, as the lens reads a last block (bf16 trunk, fp32 argmax), so 
 model's series counts are its lens counts at the last block. Under torchrun / accelerate launch
 the first process trains the readers (the others wait) and every process counts a share of W_test
 (`counting.count_maskings`). With `torch_compile` the readers' heads are compiled, and on a GPU
-the cached W_S features of their training stay on it. Used by chapters 2, 3, 4 and 6.
+the cached W_S features of their training stay on it. The knobs come as recipes: `ReadersRecipe`
+(probe, tuned lens), `CountsRecipe` (readers, pooled W_test, reading). Used by chapters 2, 3, 4
+and 6.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..analysis.apt import INTERVAL_LEVEL
+from ..analysis.apt import INTERVAL_LEVEL, Interval, percentile_interval
 from ..core import exports
 from ..core.params import Settings
 from ..core.verdicts import Verdict, decide
@@ -122,15 +122,13 @@ def find_result(results: list[FinetuneResult], task: str, protocol: str, ws: int
 
 
 def paired_gain_ci(correct_after: np.ndarray, correct_before: np.ndarray, n_boot: int = 1000,
-                   seed: int = 0) -> tuple[float, float, float]:
+                   seed: int = 0) -> Interval:
     """Accuracy gain mean(after) - mean(before) over the same test samples (bool [N] each), with
-    a percentile bootstrap 95% CI (samples resampled in pairs). Returns (gain, low, high)."""
+    its percentile bootstrap interval (samples resampled in pairs; n: the samples)."""
     difference = correct_after.astype(float) - correct_before.astype(float)
     rng = np.random.default_rng(seed)
     means = difference[rng.integers(0, len(difference), (n_boot, len(difference)))].mean(1)
-    tail = 100 * (1 - INTERVAL_LEVEL) / 2
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(difference.mean()), float(low), float(high)
+    return percentile_interval(float(difference.mean()), means, len(difference))
 
 
 def _interval(low: float, high: float) -> str:
@@ -152,10 +150,11 @@ def block_gains(results: list[FinetuneResult], settings: Settings, protocol: str
     for name in TASKS:
         result = find_result(results, name, protocol, ws)
         first, final = result.correct[result.at(0)], result.correct[result.at(last)]
-        gain, low, high = paired_gain_ci(final, first, seed=settings.seed)
-        rows[TASK_TITLES[name]] = {"pooling": task_pooling(settings.recipe(PoolingRecipe), name), "first": first.mean(),
-                                   "last": final.mean(), "gain": gain, "ci_low": low, "ci_high": high,
-                                   "direction": direction(low, high)}
+        gain = paired_gain_ci(final, first, seed=settings.seed)
+        rows[TASK_TITLES[name]] = {"pooling": task_pooling(settings.recipe(PoolingRecipe), name),
+                                   "first": first.mean(), "last": final.mean(),
+                                   "gain": gain.estimate, "ci_low": gain.low, "ci_high": gain.high,
+                                   "direction": direction(gain.low, gain.high)}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "task"
     return table
@@ -222,11 +221,12 @@ def ws_comparisons(results: list[FinetuneResult], settings: Settings,
             pairs = [(model, untrained, "vs untrained") for model in models]
             pairs += [(larger, smaller, "step") for smaller, larger in zip(models, models[1:])]
             for after, before, kind in pairs:
-                gain, low, high = paired_gain_ci(after.correct[after.at(last)],
-                                                 before.correct[before.at(last)], seed=settings.seed)
+                gain = paired_gain_ci(after.correct[after.at(last)],
+                                      before.correct[before.at(last)], seed=settings.seed)
                 rows.append((TASK_TITLES[name], SERIES_NAMES[each],
                              f"{after.spec.label} − {before.spec.label}", kind, after.spec.label,
-                             before.spec.label, gain, low, high, direction(low, high)))
+                             before.spec.label, gain.estimate, gain.low, gain.high,
+                             direction(gain.low, gain.high)))
     return pd.DataFrame(rows, columns=["task", "series", "comparison", "kind", "model", "against",
                                        "gain", "ci_low", "ci_high", "direction"])
 
