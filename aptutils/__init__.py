@@ -50,18 +50,4 @@ from .core.params import Settings, resolve
 from .core.store import Store
 
 
-def configure(namespace: dict) -> Settings:
-    """A chapter's settings, with an external checkpoint's architecture (`reports.opening`)."""
-    from .reports.opening import configure as configure_chapter
-
-    return configure_chapter(namespace)
-
-
-def with_checkpoint(settings: Settings) -> Settings:
-    """The settings with `model`'s architecture, if set (`reports.opening.with_checkpoint`)."""
-    from .reports.opening import with_checkpoint as checkpoint_knobs
-
-    return checkpoint_knobs(settings)
-
-
-__all__ = ["DataError", "ParameterError", "Settings", "Store", "configure", "resolve", "with_checkpoint"]
+__all__ = ["DataError", "ParameterError", "Settings", "Store", "resolve"]

@@ -40,7 +40,7 @@ def make_checkpoint(folder: Path, data_root: Path, shape: dict = SHAPE) -> None:
 
 def measure(profile: str = "cpu", knobs: dict | None = None, shape: dict = SHAPE) -> dict:
     """Seconds of each stage of chapter 2's reading of the checkpoint, and the readers' objectives."""
-    from aptutils import with_checkpoint
+    from aptutils.reports.opening import with_checkpoint
     from aptutils.core.params import resolve
     from aptutils.core.store import Store
     from aptutils.data.pretraining import DataRecipe, pretraining_data

@@ -14,7 +14,7 @@ from transformers import BertConfig, BertForMaskedLM, BertModel
 import aptutils
 from aptutils.core.errors import DataError, ParameterError
 from aptutils.core.params import resolve
-from aptutils import with_checkpoint
+from aptutils.reports.opening import with_checkpoint
 from aptutils.data.checkpoint import files_digest
 from aptutils.data.corpus import CorpusRecipe, load_corpus
 from aptutils.data.extension import HeldoutRecipe

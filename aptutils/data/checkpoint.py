@@ -6,7 +6,7 @@ tokenizer (the corpus is tokenised with it) and its own architecture (the knobs 
 num_layers, num_heads and ffn_size take its values). A checkpoint may lack the MLM head (a plain
 `BertModel`, e.g. a sentence-embedding BERT): then only readers that train their own head read it.
 Artifacts made from it are keyed by its resolved folder and a sha256 of its files. Used by
-chapters 2-6 through `data.tokenizer`, `training.pretrain` and `aptutils.configure`.
+chapters 2-6 through `data.tokenizer`, `training.subject` and `reports.opening.configure`.
 """
 from __future__ import annotations
 

@@ -77,10 +77,6 @@ class BlockRun:
         """The W_S of the model read."""
         return self.subject.ws
 
-    @property
-    def protocol(self) -> str:
-        return self.settings.protocol
-
     @functools.cached_property
     def untrained(self) -> Subject:
         """The same architecture with seeded random weights: every reading's baseline."""
